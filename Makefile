@@ -1,0 +1,57 @@
+# Two commands matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+DATABASES := default concerts payments
+export PORT
+
+# Each test run gets databases, a RabbitMQ vhost and a cache key prefix of its own.
+TEST_RUN := $(shell $(PYTHON) -c 'import uuid; print(uuid.uuid4().hex[:10])')
+PG := postgres://root@127.0.0.1:5432
+TEST_ENV := TICKETING_TEST_RUN=$(TEST_RUN) \
+	ACCOUNTS_DATABASE_URL=$${TEST_ACCOUNTS_DATABASE_URL:-$(PG)/ticketing_accounts} \
+	CONCERTS_DATABASE_URL=$${TEST_CONCERTS_DATABASE_URL:-$(PG)/ticketing_concerts} \
+	PAYMENTS_DATABASE_URL=$${TEST_PAYMENTS_DATABASE_URL:-$(PG)/ticketing_payments} \
+	CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672/ticketing_test_$(TEST_RUN) \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/0} CACHE_KEY_PREFIX=ticketing_test_$(TEST_RUN) \
+	TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
+
+.PHONY: install migrate demo run test lint check-types check-imports pytest clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	for db in $(DATABASES); do $(BIN)/python manage.py migrate --database $$db --noinput -v 0 || exit 1; done
+
+demo: migrate
+	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py ensure_demo_admin
+
+run: demo
+	@echo "API docs: http://127.0.0.1:$(PORT)/api/docs/   admin: http://127.0.0.1:$(PORT)/admin/"
+	$(BIN)/honcho start -f Procfile -p $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-types: install
+	$(BIN)/mypy
+
+check-imports: install
+	$(BIN)/lint-imports
+
+pytest: install
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
+
+test: lint check-types check-imports pytest
+
+clean:
+	rm -rf var/*.sqlite3* var/broker var/test-*

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from ticketing.api import user_id_of
+
+from .. import selectors, services
+from .serializers import LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
+
+
+class LoginThrottledError(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too many failed logins; try again later."
+    default_code = "login_throttled"
+
+
+class SignupView(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=SignupSerializer, responses={201: UserSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = SignupSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            user = services.user_register(**serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError({"password": list(exc.messages)}) from exc
+        except services.UsernameTaken as exc:
+            raise exceptions.ValidationError({"username": ["This username is taken."]}) from exc
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            user = services.user_login(**serializer.validated_data, ip=request.META.get("REMOTE_ADDR", ""))
+        except services.LoginThrottled as exc:
+            raise LoginThrottledError from exc
+        except services.InvalidCredentials as exc:
+            raise exceptions.AuthenticationFailed("Wrong username or password.") from exc
+        refresh = RefreshToken.for_user(user)
+        refresh["username"] = user.username
+        return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: UserSerializer})
+    def get(self, request: Request) -> Response:
+        user = selectors.user_get(user_id=user_id_of(request))
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed("The account no longer exists.")
+        return Response(UserSerializer(user).data)

@@ -1,0 +1,56 @@
+"""API plumbing shared by every service: error format, strict fields, id path converter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+MAX_DB_ID = 2**63 - 1
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that must arrive as a JSON number: no strings, booleans or fractions."""
+
+    default_error_messages = {"invalid": "A whole number is required."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class IdField(StrictIntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_DB_ID, **kwargs)
+
+
+class IdConverter:
+    """Path converter for database ids: digits that fit a bigint, so a huge id is a 404, not a 500."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ObjectDoesNotExist):
+        exc = Http404()
+    return drf_exception_handler(exc, context)
+
+
+def user_id_of(request: Request) -> int:
+    """The caller's user id, straight from the verified token (no accounts database read)."""
+    user_id = getattr(request.user, "pk", None)
+    if user_id is None:
+        raise exceptions.NotAuthenticated
+    return int(user_id)

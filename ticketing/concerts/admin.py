@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.utils.html import format_html_join
+
+from ticketing.admin_base import ReadOnlyServiceModelAdmin, ServiceModelAdmin
+from ticketing.outbox.selectors import saga_timeline
+
+from .models import Concert, Performance, Reservation, Seat
+from .services import DB
+
+
+class PerformanceInline(admin.TabularInline):
+    model = Performance
+    extra = 0
+
+
+@admin.register(Concert)
+class ConcertAdmin(ServiceModelAdmin):
+    list_display = ["id", "title", "title_en", "artist"]
+    search_fields = ["title", "title_en", "artist"]
+    inlines = [PerformanceInline]
+
+    def get_formset_kwargs(self, request: Any, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        kwargs["queryset"] = inline.get_queryset(request).using(DB)
+        return kwargs
+
+
+@admin.register(Performance)
+class PerformanceAdmin(ServiceModelAdmin):
+    list_display = ["id", "concert", "starts_at", "venue"]
+    list_filter = ["venue", "starts_at"]
+    search_fields = ["concert__title", "concert__title_en", "venue"]
+    list_select_related = ["concert"]
+
+
+@admin.register(Seat)
+class SeatAdmin(ServiceModelAdmin):
+    list_display = ["id", "performance", "label", "grade", "price", "status"]
+    list_filter = ["status", "grade", "performance__concert"]
+    search_fields = ["label", "=id", "performance__concert__title"]
+    list_select_related = ["performance__concert"]
+    raw_id_fields = ["performance"]
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyServiceModelAdmin):
+    list_display = ["id", "user_id", "seat", "amount", "status", "saga_step", "reason", "created_at"]
+    list_filter = ["status", "saga_step", "created_at"]
+    search_fields = ["=id", "=user_id", "=seat__id"]
+    list_select_related = ["seat"]
+    readonly_fields = ["timeline"]
+
+    @admin.display(description="Saga timeline (outbox and inbox rows of every service)")
+    def timeline(self, obj: Reservation) -> str:
+        rows = saga_timeline(correlation_id=str(obj.id))
+        return format_html_join(
+            "\n",
+            "<div>{} &nbsp; <b>{}</b> &nbsp; {} {} &nbsp; {}</div>",
+            ((r.at, r.service, r.kind, r.event, r.detail) for r in rows),
+        )

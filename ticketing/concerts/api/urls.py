@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("concerts/", views.ConcertListView.as_view(), name="concert-list"),
+    path("concerts/<id:concert_id>/", views.ConcertDetailView.as_view(), name="concert-detail"),
+    path("performances/<id:performance_id>/seats/", views.PerformanceSeatsView.as_view(), name="performance-seats"),
+    path("reservations/", views.ReservationListView.as_view(), name="reservation-list"),
+    path("reservations/<id:reservation_id>/", views.ReservationDetailView.as_view(), name="reservation-detail"),
+]

@@ -1,0 +1,170 @@
+"""Writes of the concerts service: booking, and the saga's confirm and compensate steps."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from ticketing.outbox.publish import publish
+
+from .models import Concert, Performance, Reservation, ReservationStatus, SagaStep, Seat, SeatStatus
+
+logger = logging.getLogger(__name__)
+
+DB = "concerts"
+
+# Every state change goes through these tables; anything else is refused.
+RESERVATION_TRANSITIONS: dict[str, set[str]] = {
+    ReservationStatus.PENDING: {ReservationStatus.CONFIRMED, ReservationStatus.SYSTEM_CANCELED},
+    ReservationStatus.CONFIRMED: set(),
+    ReservationStatus.SYSTEM_CANCELED: set(),
+}
+SEAT_TRANSITIONS: dict[str, set[str]] = {
+    SeatStatus.AVAILABLE: {SeatStatus.HELD},
+    SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
+    SeatStatus.SOLD: set(),
+}
+
+
+class SeatNotFound(Exception):
+    pass
+
+
+class SeatNotAvailable(Exception):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"The seat is {status}.")
+        self.status = status
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def check_transition(table: dict[str, set[str]], current: str, target: str) -> None:
+    if target not in table[current]:
+        raise InvalidTransition(f"{current} -> {target}")
+
+
+def reservation_create(*, user_id: int, seat_id: int) -> Reservation:
+    """Hold the seat, create a PENDING reservation and ask payments for the money, in one transaction."""
+    try:
+        with transaction.atomic(using=DB):
+            seat = Seat.objects.using(DB).select_for_update().filter(pk=seat_id).first()
+            if seat is None:
+                raise SeatNotFound(seat_id)
+            if seat.status != SeatStatus.AVAILABLE:
+                raise SeatNotAvailable(seat.status)
+            seat_move(seat, SeatStatus.HELD)
+            reservation = Reservation.objects.using(DB).create(user_id=user_id, seat=seat, amount=seat.price)
+            publish(
+                "concert-reserve",
+                {"reservation_id": reservation.id, "user_id": user_id, "amount": reservation.amount},
+                using=DB,
+                aggregate_id=reservation.id,
+            )
+    except IntegrityError as exc:  # the one-live-reservation constraint: another booking won
+        raise SeatNotAvailable(SeatStatus.HELD) from exc
+    return reservation
+
+
+def seat_move(seat: Seat, target: str) -> None:
+    check_transition(SEAT_TRANSITIONS, seat.status, target)
+    seat.status = target
+    seat.save(using=DB, update_fields=["status"])
+
+
+def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
+    """payment-success: the seat is sold. A repeat is a no-op."""
+    with transaction.atomic(using=DB):
+        reservation = reservation_lock(reservation_id)
+        if reservation is None or reservation.status == ReservationStatus.CONFIRMED:
+            return
+        if reservation.status != ReservationStatus.PENDING:
+            # A payment for a reservation that was cancelled meanwhile; its refund comes with the
+            # hold-expiry and cancellation steps. Log it so the audit and the admin can find it.
+            logger.warning("payment %s arrived for %s", payment_id, reservation)
+            return
+        reservation_move(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
+        seat_move(reservation.seat, SeatStatus.SOLD)
+
+
+def reservation_compensate(*, reservation_id: int, reason: str) -> None:
+    """payment-fail: cancel the reservation and give the seat back. A repeat is a no-op."""
+    with transaction.atomic(using=DB):
+        reservation = reservation_lock(reservation_id)
+        if reservation is None or reservation.status != ReservationStatus.PENDING:
+            return
+        reservation_move(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
+        seat_move(reservation.seat, SeatStatus.AVAILABLE)
+
+
+def reservation_lock(reservation_id: int) -> Reservation | None:
+    """The reservation and its seat, both locked (seat first would invert the booking's lock order)."""
+    reservation = (
+        Reservation.objects.using(DB).select_for_update().select_related("seat").filter(pk=reservation_id).first()
+    )
+    if reservation is None:
+        logger.error("reservation %s does not exist", reservation_id)
+    return reservation
+
+
+def reservation_move(reservation: Reservation, target: str, step: str, reason: str = "") -> None:
+    check_transition(RESERVATION_TRANSITIONS, reservation.status, target)
+    reservation.status = target
+    reservation.saga_step = step
+    reservation.reason = reason[:200]
+    reservation.save(using=DB, update_fields=["status", "saga_step", "reason", "updated_at"])
+
+
+def handle_payment_success(payload: dict[str, Any]) -> None:
+    reservation_confirm(reservation_id=int(payload["reservation_id"]), payment_id=int(payload["payment_id"]))
+
+
+def handle_payment_fail(payload: dict[str, Any]) -> None:
+    reservation_compensate(reservation_id=int(payload["reservation_id"]), reason=str(payload.get("reason", "")))
+
+
+EVENT_HANDLERS = {"payment-success": handle_payment_success, "payment-fail": handle_payment_fail}
+
+
+# --- Demo data ---------------------------------------------------------------------------------------
+
+DEMO_CONCERTS = [
+    (
+        "아이유 콘서트: 황금빛 저녁",
+        "IU Concert: Golden Evening",
+        "아이유 (IU)",
+        ["잠실 올림픽주경기장", "부산 사직실내체육관"],
+    ),
+    ("서울 시립 교향악단 신년 음악회", "Seoul Philharmonic New Year Concert", "서울시향", ["예술의전당 콘서트홀"]),
+    ("인디 록 페스티벌 2027", "Indie Rock Festival 2027", "잔나비, 새소년", ["KSPO DOME", "인천 파라다이스시티"]),
+]
+DEMO_GRADES = [("VIP", 180_000, 8), ("R", 140_000, 12), ("S", 110_000, 12), ("A", 80_000, 16)]
+
+
+def demo_catalogue_load(*, first_day: datetime) -> int:
+    """Idempotent: concerts are found by title, performances by venue, seats by label."""
+    created = 0
+    with transaction.atomic(using=DB):
+        for index, (title, title_en, artist, venues) in enumerate(DEMO_CONCERTS):
+            concert, _ = Concert.objects.using(DB).get_or_create(
+                title=title, defaults={"title_en": title_en, "artist": artist}
+            )
+            for day, venue in enumerate(venues):
+                starts_at = first_day + timedelta(days=7 * index + day)
+                performance, _ = Performance.objects.using(DB).get_or_create(
+                    concert=concert, venue=venue, defaults={"starts_at": starts_at}
+                )
+                existing = set(Seat.objects.using(DB).filter(performance=performance).values_list("label", flat=True))
+                seats = [
+                    Seat(performance=performance, label=f"{grade}-{number:02d}", grade=grade, price=price)
+                    for grade, price, count in DEMO_GRADES
+                    for number in range(1, count + 1)
+                    if f"{grade}-{number:02d}" not in existing
+                ]
+                Seat.objects.using(DB).bulk_create(seats)
+                created += len(seats)
+    return created

@@ -1,0 +1,126 @@
+"""Apply a consumed event exactly once: the inbox row and the effect commit together."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections, transaction
+from django.utils import timezone
+
+from .models import InboxMessage, Redelivery
+from .publish import current_envelope
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class MalformedEvent(ValueError):
+    """The message can never be handled as it is: retrying will not help."""
+
+
+def consume(envelope: Any, *, using: str, handlers: Mapping[str, Handler]) -> bool:
+    """Run the handler of ``envelope`` in one transaction with its inbox row.
+
+    Returns False when the event was consumed before (a redelivery or a duplicate publish): then
+    nothing happens. The handler may ``publish()``; those events carry this one's correlation id.
+    """
+    event_id, event, payload = validate_envelope(envelope)
+    handler = handlers.get(event)
+    if handler is None:
+        raise MalformedEvent(f"no handler for event {event!r} in {using}")
+    token = current_envelope.set(envelope)
+    try:
+        with transaction.atomic(using=using):
+            if not record_in_inbox(
+                event_id=event_id, event=event, correlation_id=envelope["correlation_id"], using=using
+            ):
+                logger.info("%s: %s %s already consumed", using, event, event_id)
+                return False
+            try:
+                handler(payload)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MalformedEvent(f"{event} {event_id}: bad payload: {exc!r}") from exc
+    finally:
+        current_envelope.reset(token)
+    return True
+
+
+def validate_envelope(envelope: Any) -> tuple[uuid.UUID, str, dict[str, Any]]:
+    if not isinstance(envelope, dict):
+        raise MalformedEvent("the message is not a JSON object")
+    try:
+        event_id = uuid.UUID(str(envelope["event_id"]))
+        event = envelope["event"]
+        payload = envelope["payload"]
+        envelope["correlation_id"] = str(envelope["correlation_id"])
+    except (KeyError, ValueError) as exc:
+        raise MalformedEvent(f"bad envelope: {exc!r}") from exc
+    if not isinstance(event, str) or not isinstance(payload, dict):
+        raise MalformedEvent("bad envelope: event must be a string and payload an object")
+    return event_id, event, payload
+
+
+def record_in_inbox(*, event_id: uuid.UUID, event: str, correlation_id: str, using: str) -> bool:
+    """Insert the inbox row; False if it was there already. One statement, no savepoint."""
+    table = InboxMessage._meta.db_table
+    connection = connections[using]
+    event_id_value = event_id.hex if connection.vendor == "sqlite" else event_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (event_id, event, correlation_id, received_at) "  # noqa: S608 (table name is ours)
+            "VALUES (%s, %s, %s, CURRENT_TIMESTAMP) ON CONFLICT (event_id) DO NOTHING",
+            [event_id_value, event, correlation_id],
+        )
+        return cursor.rowcount == 1
+
+
+# --- The Celery side: every service's consumer task is a thin wrapper around run_consumer ------------
+
+CONSUMER_TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "max_retries": 8,
+}
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+def run_consumer(task: Any, envelope: Any, *, using: str, handlers: Mapping[str, Handler]) -> None:
+    if task.request.delivery_info.get("redelivered") and redelivery_exhausted(envelope, using=using):
+        return
+    try:
+        consume(envelope, using=using, handlers=handlers)
+    except MalformedEvent:
+        logger.exception("%s: dropping malformed message %r", using, envelope)
+    except TRANSIENT_ERRORS as exc:
+        countdown = min(60, 2**task.request.retries) * random.uniform(0.5, 1.0)  # noqa: S311
+        raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+def redelivery_exhausted(envelope: Any, *, using: str) -> bool:
+    """Count a redelivery (the worker handling it before died); True once it came back too often.
+
+    A message that kills its worker every time would otherwise loop forever.
+    """
+    event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
+    try:
+        key = uuid.UUID(str(event_id))
+    except ValueError:
+        return False
+    manager = Redelivery.objects.using(using)
+    with transaction.atomic(using=using):
+        record, created = manager.select_for_update().get_or_create(pk=key, defaults={"envelope": envelope})
+        if not created:
+            record.deliveries += 1
+            record.dead = record.deliveries > settings.CONSUMER_MAX_REDELIVERIES
+            record.last_seen_at = timezone.now()
+            record.save(using=using)
+    if record.dead:
+        logger.error("%s: %s came back %d times; set aside as dead", using, key, record.deliveries)
+    return record.dead

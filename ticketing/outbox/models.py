@@ -1,0 +1,134 @@
+"""The outbox (events a service has committed to announce) and the inbox (events it has consumed).
+
+Both tables exist in every service database; a row always lives in the database of the service that
+wrote it, so every query names its database with ``using=``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+SCHEMA_VERSION = 1
+
+
+class OutboxState(models.TextChoices):
+    PENDING = "PENDING", "pending"
+    SENT = "SENT", "sent"
+    DEAD = "DEAD", "dead"
+
+
+class OutboxMessage(models.Model):
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=64)
+    correlation_id = models.CharField(max_length=64, help_text="The saga this event belongs to.")
+    causation_id = models.UUIDField(null=True, blank=True, help_text="The event that caused this one.")
+    schema_version = models.PositiveSmallIntegerField(default=SCHEMA_VERSION)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=8, choices=OutboxState.choices, default=OutboxState.PENDING)
+    # Doubles as the claim lease: a relay that claims a row moves it forward, so no other relay
+    # takes the row while it is being published, and a relay that died lets it fall due again.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="outbox_due_idx",
+                condition=Q(state="PENDING"),
+            ),
+            models.Index(
+                fields=["correlation_id", "id"],
+                name="outbox_unsent_corr_idx",
+                condition=Q(state="PENDING"),
+            ),
+            models.Index(fields=["correlation_id"], name="outbox_corr_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.id} ({self.state})"
+
+    def envelope(self) -> dict[str, object]:
+        """The message as it travels: JSON only."""
+        return {
+            "event_id": str(self.event_id),
+            "event": self.event,
+            "schema_version": self.schema_version,
+            "occurred_at": self.created_at.isoformat(),
+            "aggregate_id": self.aggregate_id,
+            "correlation_id": self.correlation_id,
+            "causation_id": str(self.causation_id) if self.causation_id else None,
+            "payload": self.payload,
+        }
+
+
+class InboxMessage(models.Model):
+    event_id = models.UUIDField(primary_key=True)
+    event = models.CharField(max_length=64)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.event_id}"
+
+
+class Redelivery(models.Model):
+    """How often a message came back after its worker died; past a bound it is set aside as dead."""
+
+    event_id = models.UUIDField(primary_key=True)
+    deliveries = models.PositiveIntegerField(default=1)
+    envelope = models.JSONField()
+    dead = models.BooleanField(default=False)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} x{self.deliveries}"
+
+
+# One proxy per service database, so the admin can list each database's rows on a page of its own.
+class AccountsOutboxMessage(OutboxMessage):
+    class Meta:
+        proxy = True
+        verbose_name = "accounts outbox message"
+
+
+class ConcertsOutboxMessage(OutboxMessage):
+    class Meta:
+        proxy = True
+        verbose_name = "concerts outbox message"
+
+
+class PaymentsOutboxMessage(OutboxMessage):
+    class Meta:
+        proxy = True
+        verbose_name = "payments outbox message"
+
+
+class AccountsInboxMessage(InboxMessage):
+    class Meta:
+        proxy = True
+        verbose_name = "accounts inbox message"
+
+
+class ConcertsInboxMessage(InboxMessage):
+    class Meta:
+        proxy = True
+        verbose_name = "concerts inbox message"
+
+
+class PaymentsInboxMessage(InboxMessage):
+    class Meta:
+        proxy = True
+        verbose_name = "payments inbox message"

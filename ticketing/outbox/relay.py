@@ -1,0 +1,117 @@
+"""The relay: move committed outbox rows to the broker, at least once, in order per saga.
+
+A relay claims due rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` in a short transaction and leases
+them by moving ``next_attempt_at`` forward, so that no lock is held while it talks to the broker and
+several relays can run at once. It publishes with publisher confirms and marks rows sent only after
+the broker confirmed them. A relay that dies between publish and mark leaves the rows to fall due
+again when the lease ends: they are published twice and the consumers' inbox absorbs the duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from .models import OutboxMessage, OutboxState
+
+logger = logging.getLogger(__name__)
+
+
+def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None = None) -> int:
+    """Publish due rows of database ``using`` until none is left or ``max_batches`` ran; return the count sent."""
+    limit = batch_size or settings.OUTBOX_BATCH_SIZE
+    sent_total = 0
+    for _ in range(max_batches):
+        rows = claim_due_rows(using=using, limit=limit)
+        if not rows:
+            break
+        sent_total += publish_rows(rows, using=using)
+        if len(rows) < limit:
+            break
+    return sent_total
+
+
+def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
+    now = timezone.now()
+    manager = OutboxMessage.objects.using(using)
+    # A row waits while an earlier row of its saga is unsent, so each saga's events leave in order.
+    earlier_unsent = manager.filter(
+        state=OutboxState.PENDING, correlation_id=OuterRef("correlation_id"), id__lt=OuterRef("id")
+    )
+    with transaction.atomic(using=using):
+        rows = list(
+            manager.select_for_update(skip_locked=True)
+            .filter(state=OutboxState.PENDING, next_attempt_at__lte=now)
+            .exclude(Exists(earlier_unsent))
+            .order_by("id")[:limit]
+        )
+        if rows:
+            lease_end = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
+            manager.filter(id__in=[row.id for row in rows]).update(next_attempt_at=lease_end)
+    return rows
+
+
+def publish_rows(rows: list[OutboxMessage], *, using: str) -> int:
+    sent: list[int] = []
+    with current_app.producer_or_acquire() as producer:
+        for index, row in enumerate(rows):
+            try:
+                send_row(row, producer=producer)
+            except Exception as exc:  # the broker refused or went away: this row and the rest wait
+                logger.warning("outbox %s: publishing %s failed: %r", using, row, exc)
+                record_failure(rows[index:], error=repr(exc), using=using)
+                break
+            sent.append(row.id)
+    if sent:
+        OutboxMessage.objects.using(using).filter(id__in=sent).update(state=OutboxState.SENT, sent_at=timezone.now())
+    return len(sent)
+
+
+def send_row(row: OutboxMessage, *, producer: object) -> None:
+    queues = settings.OUTBOX_EVENT_ROUTES.get(row.event)
+    if not queues:
+        raise LookupError(f"no route for event {row.event!r} in OUTBOX_EVENT_ROUTES")
+    envelope = row.envelope()
+    for queue in queues:
+        current_app.send_task(
+            f"{queue}.handle_event",
+            args=[envelope],
+            queue=queue,
+            producer=producer,
+            headers={"correlation_id": row.correlation_id, "event_id": str(row.event_id)},
+            retry=False,
+        )
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(settings.OUTBOX_BACKOFF_CAP_SECONDS, 2**attempts)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+
+def record_failure(rows: list[OutboxMessage], *, error: str, using: str) -> None:
+    now = timezone.now()
+    for row in rows:
+        row.attempts += 1
+        row.last_error = error[:2000]
+        if row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            row.state = OutboxState.DEAD
+            logger.error("outbox %s: %s is dead after %d attempts: %s", using, row, row.attempts, error)
+        row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
+    OutboxMessage.objects.using(using).bulk_update(rows, ["attempts", "last_error", "state", "next_attempt_at"])
+
+
+def replay(*, using: str, ids: list[int]) -> int:
+    """Make dead or sent rows due again (the admin's "publish again")."""
+    return (
+        OutboxMessage.objects.using(using)
+        .filter(id__in=ids)
+        .update(state=OutboxState.PENDING, next_attempt_at=timezone.now(), attempts=0, last_error="")
+    )

@@ -1,0 +1,31 @@
+"""Reads across the outbox and inbox tables of every service database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+
+from .models import InboxMessage, OutboxMessage
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    at: datetime
+    service: str
+    kind: str
+    event: str
+    detail: str
+
+
+def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
+    """Every outbox and inbox row of one saga, in every service database, oldest first."""
+    rows: list[TimelineRow] = []
+    for service, alias in settings.SERVICE_DATABASES.items():
+        for out in OutboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
+            detail = f"{out.state}, attempts {out.attempts} {out.last_error}".strip()
+            rows.append(TimelineRow(out.created_at, service, "published", out.event, detail))
+        for inbox in InboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
+            rows.append(TimelineRow(inbox.received_at, service, "consumed", inbox.event, str(inbox.event_id)))
+    return sorted(rows, key=lambda row: row.at)

@@ -1,0 +1,93 @@
+"""Writes of the payments service: the wallet, its ledger, and the saga's charge step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from ticketing.outbox.publish import publish
+
+from .models import EntryKind, Payment, PaymentStatus, Wallet, WalletEntry
+
+DB = "payments"
+MAX_CHARGE = 100_000_000
+
+
+def wallet_open(*, user_id: int) -> Wallet:
+    """The user's wallet, created if it does not exist yet (idempotent, safe under races)."""
+    wallet = Wallet.objects.using(DB).filter(user_id=user_id).first()
+    if wallet is not None:
+        return wallet
+    try:
+        with transaction.atomic(using=DB):
+            return Wallet.objects.using(DB).create(user_id=user_id)
+    except IntegrityError:
+        return Wallet.objects.using(DB).get(user_id=user_id)
+
+
+def wallet_top_up(*, user_id: int, amount: int) -> Wallet:
+    if not 1 <= amount <= MAX_CHARGE:
+        raise ValueError(f"amount must be from 1 to {MAX_CHARGE}")
+    wallet_open(user_id=user_id)
+    with transaction.atomic(using=DB):
+        wallet = Wallet.objects.using(DB).select_for_update().get(user_id=user_id)
+        wallet_post(wallet, EntryKind.TOPUP, amount)
+    return wallet
+
+
+def wallet_post(wallet: Wallet, kind: str, amount: int, reservation_id: int | None = None) -> None:
+    """Write one ledger entry and move the balance with it (the wallet row is locked by the caller)."""
+    wallet.balance += -amount if kind == EntryKind.CHARGE else amount
+    wallet.save(using=DB, update_fields=["balance"])
+    WalletEntry.objects.using(DB).create(wallet=wallet, kind=kind, amount=amount, reservation_id=reservation_id)
+
+
+def payment_charge(*, reservation_id: int, user_id: int, amount: Any) -> Payment | None:
+    """concert-reserve: charge the wallet and announce the outcome, in the consumer's transaction.
+
+    A second request for a reservation already paid or refused is a no-op (returns None).
+    """
+    wallet = Wallet.objects.using(DB).select_for_update().filter(user_id=user_id).first()
+    if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_CHARGE:
+        return payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason="amount mismatch")
+    if wallet is None:
+        return payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=amount, reason="wallet missing")
+    if wallet.balance < amount:
+        return payment_refuse(
+            reservation_id=reservation_id, user_id=user_id, amount=amount, reason="insufficient balance"
+        )
+    wallet_post(wallet, EntryKind.CHARGE, amount, reservation_id)
+    payment = Payment.objects.using(DB).create(
+        reservation_id=reservation_id, user_id=user_id, amount=amount, status=PaymentStatus.SUCCEEDED
+    )
+    publish(
+        "payment-success",
+        {"reservation_id": reservation_id, "payment_id": payment.id},
+        using=DB,
+        aggregate_id=payment.id,
+    )
+    return payment
+
+
+def payment_refuse(*, reservation_id: int, user_id: int, amount: int, reason: str) -> Payment:
+    payment = Payment.objects.using(DB).create(
+        reservation_id=reservation_id, user_id=user_id, amount=amount, status=PaymentStatus.FAILED, reason=reason
+    )
+    publish("payment-fail", {"reservation_id": reservation_id, "reason": reason}, using=DB, aggregate_id=payment.id)
+    return payment
+
+
+def handle_concert_reserve(payload: dict[str, Any]) -> None:
+    payment_charge(
+        reservation_id=int(payload["reservation_id"]), user_id=int(payload["user_id"]), amount=payload["amount"]
+    )
+
+
+def handle_user_registered(payload: dict[str, Any]) -> None:
+    wallet_open(user_id=int(payload["user_id"]))
+
+
+EVENT_HANDLERS = {"concert-reserve": handle_concert_reserve, "user-registered": handle_user_registered}

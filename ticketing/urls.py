@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from ticketing.api import IdConverter
+
+register_converter(IdConverter, "id")
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("ticketing.accounts.api.urls")),
+    path("api/", include("ticketing.concerts.api.urls")),
+    path("api/", include("ticketing.payments.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
+]
