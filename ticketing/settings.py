@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "ticketing.accounts",
     "ticketing.concerts",
     "ticketing.payments",
+    "ticketing.audit",
 ]
 
 MIDDLEWARE = [
@@ -229,6 +230,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True

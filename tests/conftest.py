@@ -1,0 +1,242 @@
+"""Fixtures shared by every test: real PostgreSQL (three databases), RabbitMQ (a vhost per run), Redis.
+
+`make test` gives each run databases, a vhost and a cache key prefix of its own (see the Makefile),
+so two runs on one machine never collide. Saga tests start real Celery workers as processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from ticketing.accounts.models import User
+from ticketing.concerts.models import Concert, Performance, Seat
+from ticketing.payments.models import Wallet
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-9"
+_counter = itertools.count(1)
+
+# Every database test may touch all three databases.
+all_databases = pytest.mark.django_db(databases="__all__")
+# Saga tests commit for real, so that worker processes see the rows.
+saga = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}_{uuid.uuid4().hex[:6]}"
+
+
+# --- Broker ------------------------------------------------------------------------------------------
+
+
+def broker_vhost() -> str | None:
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("amqp"):
+        return None
+    vhost = urlsplit(url).path.lstrip("/")
+    return vhost if vhost.startswith("ticketing_test_") else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rabbitmq_vhost() -> Iterator[None]:
+    """A RabbitMQ vhost of this run's own, dropped at the end."""
+    vhost = broker_vhost()
+    if vhost is None:
+        yield
+        return
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    yield
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+
+
+# --- Databases ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+    """Create and migrate all three test databases (whatever the first test asks for), drop them after."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases=set(connections), serialized_aliases=set())
+    yield
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            connection.close()
+        teardown_databases(config, verbosity=0)
+
+
+def database_url(alias: str) -> str:
+    """The URL of the test database behind ``alias``, for worker processes."""
+    service = {v: k for k, v in settings.SERVICE_DATABASES.items()}[alias]
+    parts = urlsplit(os.environ[f"{service.upper()}_DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connections[alias].settings_dict["NAME"]))
+
+
+# --- Workers -----------------------------------------------------------------------------------------
+
+
+class Workers:
+    """Celery workers (one per service queue) and beat, as separate processes on the test databases."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {
+            **os.environ,
+            **{f"{s.upper()}_DATABASE_URL": database_url(a) for s, a in settings.SERVICE_DATABASES.items()},
+            "RESERVATION_HOLD_SECONDS": str(settings.RESERVATION_HOLD_SECONDS),
+            "OUTBOX_CLAIM_LEASE_SECONDS": str(settings.OUTBOX_CLAIM_LEASE_SECONDS),
+        }
+
+    def command(self, name: str) -> list[str]:
+        celery = [sys.executable, "-m", "celery", "-A", "celery_app"]
+        if name == "beat":
+            schedule = self.log_dir / "beat-schedule"
+            return [*celery, "beat", "-S", "celery.beat:PersistentScheduler", "-s", str(schedule), "-l", "WARNING"]
+        return [
+            *celery,
+            "worker",
+            "-Q",
+            name,
+            "-n",
+            f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            "--concurrency",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+        ]
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        ready_before = self.log(name).count(" ready.")
+        log = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(self.command(name), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes[name] = process
+        if name != "beat":
+            deadline = time.monotonic() + 30
+            while self.log(name).count(" ready.") <= ready_before:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"worker {name} did not start:\n{self.log(name)[-3000:]}")
+                time.sleep(0.1)
+        return process
+
+    def kill(self, name: str) -> None:
+        """kill -9 the worker's whole process group: main process and pool children alike."""
+        process = self.processes.pop(name)
+        subprocess.run(["pkill", "-9", "-P", str(process.pid)], check=False)
+        process.kill()
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+
+@pytest.fixture(scope="session")
+def workers(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    if broker_vhost() is None:
+        pytest.fail("saga tests need RabbitMQ: run them through `make test` (CELERY_BROKER_URL=amqp://...)")
+    pool = Workers(tmp_path_factory.mktemp("workers"))
+    for name in ("accounts", "concerts", "payments", "beat"):
+        pool.start(name)
+    yield pool
+    pool.stop_all()
+    shutil.rmtree(pool.log_dir, ignore_errors=True)
+
+
+# --- Domain factories --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user() -> Callable[..., User]:
+    def make(username: str | None = None) -> User:
+        user = User(username=username or unique("user"))
+        user.set_password(PASSWORD)
+        user.save(using="default")
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_seats() -> Callable[..., list[Seat]]:
+    def make(count: int = 1, price: int = 50_000, starts_in: timedelta = timedelta(days=30)) -> list[Seat]:
+        concert = Concert.objects.using("concerts").create(title=unique("concert"))
+        performance = Performance.objects.using("concerts").create(
+            concert=concert, starts_at=timezone.now() + starts_in, venue="Test Hall"
+        )
+        return Seat.objects.using("concerts").bulk_create(
+            Seat(performance=performance, label=f"A-{n}", grade="A", price=price) for n in range(1, count + 1)
+        )
+
+    return make
+
+
+@pytest.fixture
+def fund() -> Callable[[int, int], Wallet]:
+    from ticketing.payments.services import wallet_top_up
+
+    def top_up(user_id: int, amount: int) -> Wallet:
+        return wallet_top_up(user_id=user_id, amount=amount)
+
+    return top_up
+
+
+def access_token(user: User) -> str:
+    return str(RefreshToken.for_user(user).access_token)
+
+
+def new_client() -> APIClient:
+    """A client with an address of its own, so login throttling never leaks between tests."""
+    address = uuid.uuid4().bytes
+    return APIClient(REMOTE_ADDR=f"10.{address[0]}.{address[1]}.{address[2]}")
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return new_client()
+
+
+@pytest.fixture
+def client_for() -> Callable[[User], APIClient]:
+    def authenticated(user: User) -> APIClient:
+        client = new_client()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token(user)}")
+        return client
+
+    return authenticated
