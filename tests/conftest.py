@@ -156,6 +156,11 @@ class Workers:
         process.kill()
         process.wait(timeout=10)
 
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        process.wait(timeout=15)
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             process.terminate()

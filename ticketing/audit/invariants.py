@@ -42,7 +42,9 @@ def seats_held_once(reservations: list[dict[str, object]]) -> list[str]:
     return [f"A6.1: seat {seat} has {n} live reservations" for seat, n in live.items() if n > 1]
 
 
-def confirmed_paid_once(reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]) -> list[str]:
+def confirmed_paid_once(
+    reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]
+) -> list[str]:
     found = []
     for r in reservations:
         if r["status"] != ReservationStatus.CONFIRMED:
@@ -53,7 +55,9 @@ def confirmed_paid_once(reservations: list[dict[str, object]], payments: dict[in
     return found
 
 
-def canceled_costs_nothing(reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]) -> list[str]:
+def canceled_costs_nothing(
+    reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]
+) -> list[str]:
     return [
         f"A6.3: {r['status']} reservation {r['id']} kept successful payment {p['id']}"
         for r in reservations

@@ -1,0 +1,27 @@
+# One image for every process of the production shape (web, one worker per queue, beat, migrate).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
+
+# The code stays root's and read-only; the app user may write only under var/.
+COPY . .
+RUN mkdir -p var && chown app:app var
+USER app
+
+# Static files of the admin and the API docs, served by WhiteNoise from var/static.
+# (memory:// only keeps settings from creating the embedded broker's folders at build time.)
+RUN CELERY_BROKER_URL=memory:// python manage.py collectstatic --noinput -v 0
+
+EXPOSE 8000
+CMD ["gunicorn", "ticketing.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]

@@ -1,0 +1,197 @@
+"""The saga under duplicates and crashes: the inbox absorbs what at-least-once delivery repeats."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from celery import current_app
+from django.db import connections, transaction
+from django.test import override_settings
+from kombu import Connection, Queue
+
+from tests.conftest import saga
+from ticketing.concerts.services import reservation_create
+from ticketing.outbox.models import InboxMessage, OutboxMessage, OutboxState
+from ticketing.outbox.publish import publish
+from ticketing.outbox.relay import claim_due_rows, relay_pending, replay, send_row
+from ticketing.payments.models import Payment, Wallet, WalletEntry
+
+from .conftest import book, settled, wait_for
+
+pytestmark = [saga]
+
+
+def concert_reserve_row(reservation_id: int) -> OutboxMessage:
+    return OutboxMessage.objects.using("concerts").get(event="concert-reserve", correlation_id=str(reservation_id))
+
+
+def test_an_event_published_twice_has_one_effect(
+    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+) -> None:
+    # given a booking that was paid and confirmed
+    user = make_user()
+    fund(user.id, 100_000)
+    (seat,) = make_seats(price=40_000)
+    reservation = settled(book(client_for(user), seat.id).json()["id"])
+    row = concert_reserve_row(reservation.id)
+
+    # when its concert-reserve event is published again by hand
+    replay(using="concerts", ids=[row.id])
+    relay_pending(using="concerts")
+
+    # then payments sees it again but charges once
+    wait_for(lambda: f"{row.event_id} already consumed" in workers.log("payments"), what="the duplicate")
+    assert reservation.status == "CONFIRMED"
+    assert Payment.objects.using("payments").filter(reservation_id=reservation.id).count() == 1
+    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 60_000
+    assert WalletEntry.objects.using("payments").filter(kind="CHARGE").count() == 1
+
+
+def test_a_payments_worker_killed_in_the_middle_of_a_task_leaves_the_saga_to_finish(
+    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+) -> None:
+    # given a payments worker stuck inside its transaction (the test holds the wallet's row lock)
+    user = make_user()
+    wallet = fund(user.id, 100_000)
+    (seat,) = make_seats(price=40_000)
+    locker = RowLock("payments", f"SELECT 1 FROM payments_wallet WHERE id = {wallet.id} FOR UPDATE")
+    response = book(client_for(user), seat.id)
+    wait_for(lambda: locker.has_waiter(), what="the payments consumer to block on the wallet")
+
+    # when the worker is killed with SIGKILL, the lock let go, and a new worker started
+    workers.kill("payments")
+    locker.release()
+    workers.start("payments")
+
+    # then RabbitMQ redelivers the unacknowledged message and the saga completes once
+    reservation = settled(response.json()["id"], timeout=30)
+    assert reservation.status == "CONFIRMED"
+    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 60_000
+
+
+@override_settings(OUTBOX_FAST_PATH=False)
+def test_a_relay_killed_between_publish_and_mark_sent_publishes_again_and_the_inbox_absorbs_it(
+    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any
+) -> None:
+    # given a booking whose outbox row a relay claimed and published, then died before marking it
+    user = make_user()
+    fund(user.id, 100_000)
+    seats = iter(make_seats(count=5, price=10_000))
+    claimed: list[OutboxMessage] = []
+    while not claimed:  # beat's relay may take the row first; then book another seat
+        reservation = reservation_create(user_id=user.id, seat_id=next(seats).id)
+        claimed = [r for r in claim_due_rows(using="concerts", limit=1) if r.aggregate_id == str(reservation.id)]
+    with current_app.producer_or_acquire() as producer:
+        send_row(claimed[0], producer=producer)
+
+    # when the lease runs out, beat's relay publishes the row again
+    wait_for(
+        lambda: OutboxMessage.objects.using("concerts").get(pk=claimed[0].pk).state == OutboxState.SENT,
+        what="the row to be republished",
+    )
+
+    # then the second copy is absorbed: one payment, one inbox row, a confirmed booking
+    wait_for(lambda: f"{claimed[0].event_id} already consumed" in workers.log("payments"), what="the duplicate")
+    assert settled(reservation.id).status == "CONFIRMED"
+    assert Payment.objects.using("payments").filter(reservation_id=reservation.id).count() == 1
+    assert InboxMessage.objects.using("payments").filter(event_id=claimed[0].event_id).count() == 1
+
+
+@override_settings(OUTBOX_FAST_PATH=False)
+def test_two_relays_over_one_table_publish_every_row_exactly_once(workers: Any) -> None:
+    # given 600 unsent rows in one outbox, in 300 sagas of two events each, and no other relay
+    workers.stop("beat")
+    with transaction.atomic(using="payments"):
+        for n in range(600):
+            publish("relay-test", {"n": n}, using="payments", aggregate_id=n, correlation_id=f"saga-{n % 300}")
+    queue = f"relay_test_{uuid.uuid4().hex[:8]}"
+
+    # when two relays drain the table at the same time, in small batches
+    with override_settings(OUTBOX_EVENT_ROUTES={"relay-test": [queue]}):
+        declare(queue)
+        run_in_threads([lambda: relay_pending(using="payments", max_batches=1000, batch_size=7)] * 2)
+
+    # then every row was published exactly once, and every saga's events left in order
+    messages = drain(queue)
+    assert sorted(m["payload"]["n"] for m in messages) == list(range(600))
+    for saga_id in {m["correlation_id"] for m in messages}:
+        ns = [m["payload"]["n"] for m in messages if m["correlation_id"] == saga_id]
+        assert ns == sorted(ns)
+    assert not OutboxMessage.objects.using("payments").exclude(state=OutboxState.SENT).exists()
+    workers.start("beat")
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+class RowLock:
+    """Hold a row lock from another connection until released, to freeze a worker mid-transaction."""
+
+    def __init__(self, alias: str, sql: str) -> None:
+        self.alias = alias
+        self.release_event = threading.Event()
+        self.locked = threading.Event()
+        self.thread = threading.Thread(target=self.hold, args=(sql,), daemon=True)
+        self.thread.start()
+        assert self.locked.wait(10)
+
+    def hold(self, sql: str) -> None:
+        try:
+            with transaction.atomic(using=self.alias), connections[self.alias].cursor() as cursor:
+                cursor.execute(sql)
+                self.locked.set()
+                self.release_event.wait(60)
+        finally:
+            connections[self.alias].close()
+
+    def has_waiter(self) -> bool:
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return bool(cursor.fetchone()[0])
+
+    def release(self) -> None:
+        self.release_event.set()
+        self.thread.join(10)
+
+
+def run_in_threads(calls: list[Any]) -> None:
+    def call(fn: Any) -> None:
+        try:
+            fn()
+        finally:
+            for connection in connections.all():
+                connection.close()
+
+    threads = [threading.Thread(target=call, args=(fn,)) for fn in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+def declare(queue: str) -> None:
+    with Connection(current_app.conf.broker_url) as conn:
+        conn.SimpleQueue(queue, queue_opts={"durable": True, "auto_delete": False}).close()
+
+
+def drain(queue: str) -> list[dict[str, Any]]:
+    """The envelopes waiting in ``queue`` (Celery task messages: the envelope is the first argument)."""
+    envelopes = []
+    with Connection(current_app.conf.broker_url) as conn:
+        simple = conn.SimpleQueue(queue, queue_opts={"durable": True, "auto_delete": False})
+        try:
+            while True:
+                message = simple.get(timeout=1)
+                args, _kwargs, _embed = message.decode()
+                envelopes.append(args[0])
+                message.ack()
+        except simple.Empty:
+            pass
+        finally:
+            simple.close()
+        Queue(queue, channel=conn.default_channel).delete()
+    return envelopes
