@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Sum
@@ -18,13 +19,19 @@ from ticketing.payments.models import EntryKind, Payment, PaymentStatus, Wallet,
 
 RELAY_SLACK_SECONDS = 30
 
+Row = dict[str, Any]
+PaymentsByReservation = dict[int, list[Row]]
+
 
 def audit(*, idle: bool = False) -> list[str]:
     """Every violation found, as a sentence naming the rows; an empty list means all invariants hold."""
-    reservations = list(Reservation.objects.using("concerts").values("id", "seat_id", "status", "amount", "created_at"))
-    payments: dict[int, list[dict[str, object]]] = defaultdict(list)
+    reservations: list[Row] = [
+        dict(row)
+        for row in Reservation.objects.using("concerts").values("id", "seat_id", "status", "amount", "created_at")
+    ]
+    payments: PaymentsByReservation = defaultdict(list)
     for payment in Payment.objects.using("payments").values("id", "reservation_id", "status", "amount"):
-        payments[int(payment["reservation_id"])].append(payment)
+        payments[payment["reservation_id"]].append(dict(payment))
     return [
         *seats_held_once(reservations),
         *confirmed_paid_once(reservations, payments),
@@ -37,39 +44,33 @@ def audit(*, idle: bool = False) -> list[str]:
     ]
 
 
-def seats_held_once(reservations: list[dict[str, object]]) -> list[str]:
+def seats_held_once(reservations: list[Row]) -> list[str]:
     live = Counter(r["seat_id"] for r in reservations if r["status"] in LIVE_STATUSES)
     return [f"A6.1: seat {seat} has {n} live reservations" for seat, n in live.items() if n > 1]
 
 
-def confirmed_paid_once(
-    reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]
-) -> list[str]:
+def confirmed_paid_once(reservations: list[Row], payments: PaymentsByReservation) -> list[str]:
     found = []
     for r in reservations:
         if r["status"] != ReservationStatus.CONFIRMED:
             continue
-        paid = [p for p in payments.get(int(r["id"]), []) if p["status"] == PaymentStatus.SUCCEEDED]  # type: ignore[call-overload]
+        paid = [p for p in payments.get(int(r["id"]), []) if p["status"] == PaymentStatus.SUCCEEDED]
         if len(paid) != 1 or paid[0]["amount"] != r["amount"]:
             found.append(f"A6.2: CONFIRMED reservation {r['id']} has {len(paid)} successful payments of {r['amount']}")
     return found
 
 
-def canceled_costs_nothing(
-    reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]
-) -> list[str]:
+def canceled_costs_nothing(reservations: list[Row], payments: PaymentsByReservation) -> list[str]:
     return [
         f"A6.3: {r['status']} reservation {r['id']} kept successful payment {p['id']}"
         for r in reservations
         if r["status"] not in LIVE_STATUSES
-        for p in payments.get(int(r["id"]), [])  # type: ignore[call-overload]
+        for p in payments.get(int(r["id"]), [])
         if p["status"] == PaymentStatus.SUCCEEDED
     ]
 
 
-def payments_have_reservations(
-    reservations: list[dict[str, object]], payments: dict[int, list[dict[str, object]]]
-) -> list[str]:
+def payments_have_reservations(reservations: list[Row], payments: PaymentsByReservation) -> list[str]:
     known = {r["id"] for r in reservations}
     return [
         f"A6.3: successful payment {p['id']} is for unknown reservation {reservation_id}"
@@ -80,7 +81,7 @@ def payments_have_reservations(
     ]
 
 
-def seat_status_matches(reservations: list[dict[str, object]]) -> list[str]:
+def seat_status_matches(reservations: list[Row]) -> list[str]:
     live_by_seat = {r["seat_id"]: r["status"] for r in reservations if r["status"] in LIVE_STATUSES}
     expected = {None: SeatStatus.AVAILABLE, ReservationStatus.PENDING: SeatStatus.HELD}
     expected[ReservationStatus.CONFIRMED] = SeatStatus.SOLD
@@ -104,12 +105,12 @@ def ledger_balances() -> list[str]:
     ]
 
 
-def sagas_settle_in_time(reservations: list[dict[str, object]]) -> list[str]:
+def sagas_settle_in_time(reservations: list[Row]) -> list[str]:
     deadline = timezone.now() - timedelta(seconds=settings.RESERVATION_HOLD_SECONDS + RELAY_SLACK_SECONDS)
     return [
         f"A6.6: reservation {r['id']} is still PENDING since {r['created_at']}"
         for r in reservations
-        if r["status"] == ReservationStatus.PENDING and r["created_at"] < deadline  # type: ignore[operator]
+        if r["status"] == ReservationStatus.PENDING and r["created_at"] < deadline
     ]
 
 
