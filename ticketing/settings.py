@@ -177,6 +177,8 @@ OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
     "concert-reserve": ["payments"],
     "payment-success": ["concerts"],
     "payment-fail": ["concerts"],
+    "payment-refund": ["payments"],
+    "payment-refunded": ["concerts"],
 }
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 100)
 OUTBOX_CLAIM_LEASE_SECONDS = env_int("OUTBOX_CLAIM_LEASE_SECONDS", 10)
@@ -225,6 +227,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": service, "expires": 5},
     }
     for service, alias in SERVICE_DATABASES.items()
+}
+CELERY_BEAT_SCHEDULE["concerts-expire-holds"] = {
+    "task": "concerts.expire_holds",
+    "schedule": 5.0,
+    "options": {"queue": "concerts", "expires": 10},
 }
 
 # --- The rest --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ticketing.outbox.publish import publish
 
@@ -27,6 +28,9 @@ SEAT_TRANSITIONS: dict[str, set[str]] = {
     SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
     SeatStatus.SOLD: set(),
 }
+
+
+HOLD_EXPIRED = "hold expired"
 
 
 class SeatNotFound(Exception):
@@ -77,28 +81,48 @@ def seat_move(seat: Seat, target: str) -> None:
 
 
 def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
-    """payment-success: the seat is sold. A repeat is a no-op."""
+    """payment-success: the seat is sold. A repeat is a no-op.
+
+    A payment that arrives after the reservation was cancelled (its hold expired first) must not leave
+    the user paying for nothing: concerts asks payments to refund it.
+    """
     with transaction.atomic(using=DB):
         reservation = reservation_lock(reservation_id)
         if reservation is None or reservation.status == ReservationStatus.CONFIRMED:
             return
         if reservation.status != ReservationStatus.PENDING:
-            # A payment for a reservation that was cancelled meanwhile; its refund comes with the
-            # hold-expiry and cancellation steps. Log it so the audit and the admin can find it.
-            logger.warning("payment %s arrived for %s", payment_id, reservation)
+            publish(
+                "payment-refund",
+                {"reservation_id": reservation.id, "payment_id": payment_id, "reason": reservation.reason},
+                using=DB,
+                aggregate_id=reservation.id,
+            )
             return
         reservation_move(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
         seat_move(reservation.seat, SeatStatus.SOLD)
 
 
-def reservation_compensate(*, reservation_id: int, reason: str) -> None:
-    """payment-fail: cancel the reservation and give the seat back. A repeat is a no-op."""
+def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
+    """Cancel a PENDING reservation and give the seat back; False (a no-op) if it is no longer PENDING.
+
+    Both the payment-fail consumer and the hold-expiry sweeper end here: the row lock and the state
+    check decide which of them (or a payment-success) wins.
+    """
     with transaction.atomic(using=DB):
         reservation = reservation_lock(reservation_id)
         if reservation is None or reservation.status != ReservationStatus.PENDING:
-            return
+            return False
         reservation_move(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
         seat_move(reservation.seat, SeatStatus.AVAILABLE)
+    return True
+
+
+def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
+    """Compensate PENDING reservations older than the hold (a database deadline, run by beat)."""
+    deadline = timezone.now() - timedelta(seconds=hold_seconds)
+    expired = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING, created_at__lt=deadline)
+    ids = list(expired.order_by("id").values_list("id", flat=True)[:limit])
+    return sum(reservation_compensate(reservation_id=rid, reason=HOLD_EXPIRED) for rid in ids)
 
 
 def reservation_lock(reservation_id: int) -> Reservation | None:
@@ -127,7 +151,16 @@ def handle_payment_fail(payload: dict[str, Any]) -> None:
     reservation_compensate(reservation_id=int(payload["reservation_id"]), reason=str(payload.get("reason", "")))
 
 
-EVENT_HANDLERS = {"payment-success": handle_payment_success, "payment-fail": handle_payment_fail}
+def handle_payment_refunded(payload: dict[str, Any]) -> None:
+    # The saga's last word after a late payment; its inbox row completes the reservation's timeline.
+    logger.info("payment %s for reservation %s refunded", payload["payment_id"], payload["reservation_id"])
+
+
+EVENT_HANDLERS = {
+    "payment-success": handle_payment_success,
+    "payment-fail": handle_payment_fail,
+    "payment-refunded": handle_payment_refunded,
+}
 
 
 # --- Demo data ---------------------------------------------------------------------------------------

@@ -80,6 +80,25 @@ def payment_refuse(*, reservation_id: int, user_id: int, amount: int, reason: st
     return payment
 
 
+def payment_refund(*, reservation_id: int, reason: str) -> Payment | None:
+    """payment-refund: give a successful payment's money back. A repeat is a no-op (returns None)."""
+    payment = Payment.objects.using(DB).select_for_update().filter(reservation_id=reservation_id).first()
+    if payment is None or payment.status != PaymentStatus.SUCCEEDED:
+        return None
+    wallet = Wallet.objects.using(DB).select_for_update().get(user_id=payment.user_id)
+    wallet_post(wallet, EntryKind.REFUND, payment.amount, reservation_id)
+    payment.status = PaymentStatus.REFUNDED
+    payment.reason = f"refunded: {reason}"[:200]
+    payment.save(using=DB, update_fields=["status", "reason", "updated_at"])
+    publish(
+        "payment-refunded",
+        {"reservation_id": reservation_id, "payment_id": payment.id, "amount": payment.amount},
+        using=DB,
+        aggregate_id=payment.id,
+    )
+    return payment
+
+
 def handle_concert_reserve(payload: dict[str, Any]) -> None:
     payment_charge(
         reservation_id=int(payload["reservation_id"]), user_id=int(payload["user_id"]), amount=payload["amount"]
@@ -90,4 +109,12 @@ def handle_user_registered(payload: dict[str, Any]) -> None:
     wallet_open(user_id=int(payload["user_id"]))
 
 
-EVENT_HANDLERS = {"concert-reserve": handle_concert_reserve, "user-registered": handle_user_registered}
+def handle_payment_refund(payload: dict[str, Any]) -> None:
+    payment_refund(reservation_id=int(payload["reservation_id"]), reason=str(payload.get("reason", "")))
+
+
+EVENT_HANDLERS = {
+    "concert-reserve": handle_concert_reserve,
+    "payment-refund": handle_payment_refund,
+    "user-registered": handle_user_registered,
+}
