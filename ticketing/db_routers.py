@@ -1,7 +1,7 @@
 """Send each app's models, migrations and queries to its service's database.
 
 accounts (with Django's own apps and the beat schedule) lives in ``default``; concerts and payments
-in databases of their own. The outbox app's tables exist in every service database: its models have
+in databases of their own. The outbox and idempotency apps' tables exist in every service database: its models have
 no home of their own, so every query on them names its database with ``using=``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import Model
 
 APP_DATABASES = {"concerts": "concerts", "payments": "payments"}
-SHARED_APPS = {"outbox"}
+SHARED_APPS = {"outbox", "idempotency"}
 
 
 def database_for_app(app_label: str) -> str:

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "ticketing.outbox",
+    "ticketing.idempotency",
     "ticketing.accounts",
     "ticketing.concerts",
     "ticketing.payments",
@@ -169,6 +170,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Saga ------------------------------------------------------------------------------------------
 RESERVATION_HOLD_SECONDS = env_int("RESERVATION_HOLD_SECONDS", 300)
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
 
 # Which service queue consumes each event. The relay publishes an event to the task
 # "<queue>.handle_event" on every queue listed for it.

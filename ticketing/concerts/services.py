@@ -19,14 +19,19 @@ DB = "concerts"
 
 # Every state change goes through these tables; anything else is refused.
 RESERVATION_TRANSITIONS: dict[str, set[str]] = {
-    ReservationStatus.PENDING: {ReservationStatus.CONFIRMED, ReservationStatus.SYSTEM_CANCELED},
-    ReservationStatus.CONFIRMED: set(),
+    ReservationStatus.PENDING: {
+        ReservationStatus.CONFIRMED,
+        ReservationStatus.SYSTEM_CANCELED,
+        ReservationStatus.CANCELED,
+    },
+    ReservationStatus.CONFIRMED: {ReservationStatus.CANCELED},
     ReservationStatus.SYSTEM_CANCELED: set(),
+    ReservationStatus.CANCELED: set(),
 }
 SEAT_TRANSITIONS: dict[str, set[str]] = {
     SeatStatus.AVAILABLE: {SeatStatus.HELD},
     SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
-    SeatStatus.SOLD: set(),
+    SeatStatus.SOLD: {SeatStatus.AVAILABLE},  # a user cancellation before the performance
 }
 
 
@@ -45,6 +50,14 @@ class SeatNotAvailable(Exception):
 
 class InvalidTransition(Exception):
     pass
+
+
+class ReservationNotFound(Exception):
+    pass
+
+
+class CannotCancel(Exception):
+    """The reservation is in a state (or past a time) that a user cancellation cannot change."""
 
 
 def check_transition(table: dict[str, set[str]], current: str, target: str) -> None:
@@ -91,12 +104,7 @@ def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
         if reservation is None or reservation.status == ReservationStatus.CONFIRMED:
             return
         if reservation.status != ReservationStatus.PENDING:
-            publish(
-                "payment-refund",
-                {"reservation_id": reservation.id, "payment_id": payment_id, "reason": reservation.reason},
-                using=DB,
-                aggregate_id=reservation.id,
-            )
+            reservation_request_refund(reservation, reason=reservation.reason, payment_id=payment_id)
             return
         reservation_move(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
         seat_move(reservation.seat, SeatStatus.SOLD)
@@ -117,6 +125,39 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
     return True
 
 
+def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
+    """The owner cancels: a PENDING booking at once, a CONFIRMED one (before the show) with a refund.
+
+    Cancelling a cancelled reservation again is a no-op. A PENDING booking's payment, if it still
+    arrives, is refunded by reservation_confirm.
+    """
+    with transaction.atomic(using=DB):
+        reservation = reservation_lock(reservation_id)
+        if reservation is None or reservation.user_id != user_id:
+            raise ReservationNotFound(reservation_id)
+        if reservation.status == ReservationStatus.CANCELED:
+            return reservation
+        if reservation.status == ReservationStatus.SYSTEM_CANCELED:
+            raise CannotCancel(f"The reservation is already {reservation.status}.")
+        paid = reservation.status == ReservationStatus.CONFIRMED
+        if paid and reservation.seat.performance.starts_at <= timezone.now():
+            raise CannotCancel("The performance has already started.")
+        reservation_move(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, "canceled by user")
+        seat_move(reservation.seat, SeatStatus.AVAILABLE)
+        if paid:
+            reservation_request_refund(reservation, reason="canceled by user")
+    return reservation
+
+
+def reservation_request_refund(reservation: Reservation, *, reason: str, payment_id: int | None = None) -> None:
+    publish(
+        "payment-refund",
+        {"reservation_id": reservation.id, "payment_id": payment_id, "reason": reason},
+        using=DB,
+        aggregate_id=reservation.id,
+    )
+
+
 def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
     """Compensate PENDING reservations older than the hold (a database deadline, run by beat)."""
     deadline = timezone.now() - timedelta(seconds=hold_seconds)
@@ -128,7 +169,11 @@ def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
 def reservation_lock(reservation_id: int) -> Reservation | None:
     """The reservation and its seat, both locked (seat first would invert the booking's lock order)."""
     reservation = (
-        Reservation.objects.using(DB).select_for_update().select_related("seat").filter(pk=reservation_id).first()
+        Reservation.objects.using(DB)
+        .select_for_update(of=("self", "seat"))
+        .select_related("seat__performance")
+        .filter(pk=reservation_id)
+        .first()
     )
     if reservation is None:
         logger.error("reservation %s does not exist", reservation_id)

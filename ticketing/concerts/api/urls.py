@@ -8,4 +8,5 @@ urlpatterns = [
     path("performances/<id:performance_id>/seats/", views.PerformanceSeatsView.as_view(), name="performance-seats"),
     path("reservations/", views.ReservationListView.as_view(), name="reservation-list"),
     path("reservations/<id:reservation_id>/", views.ReservationDetailView.as_view(), name="reservation-detail"),
+    path("reservations/<id:reservation_id>/cancel/", views.ReservationCancelView.as_view(), name="reservation-cancel"),
 ]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -9,14 +9,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ticketing.api import user_id_of
+from ticketing.idempotency.services import idempotent
 
 from .. import selectors, services
 from .serializers import ConcertSerializer, ReservationCreateSerializer, ReservationSerializer, SeatSerializer
 
 
-class SeatConflict(exceptions.APIException):
+class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_code = "seat_not_available"
+    default_code = "conflict"
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, description="A retry with the same key gets the first answer."
+)
 
 
 class ConcertListView(APIView):
@@ -55,19 +61,25 @@ class ReservationListView(APIView):
         reservations = selectors.reservation_list(user_id=user_id_of(request))
         return Response(ReservationSerializer(reservations, many=True).data)
 
-    @extend_schema(request=ReservationCreateSerializer, responses={202: ReservationSerializer})
+    @extend_schema(
+        request=ReservationCreateSerializer, responses={202: ReservationSerializer}, parameters=[IDEMPOTENCY_KEY]
+    )
     def post(self, request: Request) -> Response:
-        serializer = ReservationCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            reservation = services.reservation_create(
-                user_id=user_id_of(request), seat_id=serializer.validated_data["seat_id"]
-            )
-        except services.SeatNotFound as exc:
-            raise exceptions.NotFound(f"No seat with id {serializer.validated_data['seat_id']}.") from exc
-        except services.SeatNotAvailable as exc:
-            raise SeatConflict(str(exc)) from exc
-        return Response(ReservationSerializer(reservation).data, status=status.HTTP_202_ACCEPTED)
+        user_id = user_id_of(request)
+
+        def book() -> Response:
+            serializer = ReservationCreateSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            seat_id = serializer.validated_data["seat_id"]
+            try:
+                reservation = services.reservation_create(user_id=user_id, seat_id=seat_id)
+            except services.SeatNotFound as exc:
+                raise exceptions.NotFound(f"No seat with id {seat_id}.") from exc
+            except services.SeatNotAvailable as exc:
+                raise Conflict(str(exc)) from exc
+            return Response(ReservationSerializer(reservation).data, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, user_id=user_id, scope="reservation-create", using=services.DB, handle=book)
 
 
 class ReservationDetailView(APIView):
@@ -77,3 +89,20 @@ class ReservationDetailView(APIView):
         if reservation is None:
             raise Http404
         return Response(ReservationSerializer(reservation).data)
+
+
+class ReservationCancelView(APIView):
+    @extend_schema(request=None, responses={200: ReservationSerializer}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request: Request, reservation_id: int) -> Response:
+        user_id = user_id_of(request)
+
+        def cancel() -> Response:
+            try:
+                reservation = services.reservation_cancel(user_id=user_id, reservation_id=reservation_id)
+            except services.ReservationNotFound as exc:
+                raise Http404 from exc
+            except services.CannotCancel as exc:
+                raise Conflict(str(exc)) from exc
+            return Response(ReservationSerializer(reservation).data)
+
+        return idempotent(request, user_id=user_id, scope="reservation-cancel", using=services.DB, handle=cancel)

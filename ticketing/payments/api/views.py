@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ticketing.api import user_id_of
+from ticketing.idempotency.services import idempotent
 
 from .. import selectors, services
 from .serializers import ChargeSerializer, PaymentSerializer, WalletSerializer
@@ -18,12 +19,21 @@ class WalletView(APIView):
 
 
 class WalletChargeView(APIView):
-    @extend_schema(request=ChargeSerializer, responses={200: WalletSerializer})
+    @extend_schema(
+        request=ChargeSerializer,
+        responses={200: WalletSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
     def post(self, request: Request) -> Response:
-        serializer = ChargeSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        wallet = services.wallet_top_up(user_id=user_id_of(request), amount=serializer.validated_data["amount"])
-        return Response({"balance": wallet.balance})
+        user_id = user_id_of(request)
+
+        def charge() -> Response:
+            serializer = ChargeSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            wallet = services.wallet_top_up(user_id=user_id, amount=serializer.validated_data["amount"])
+            return Response({"balance": wallet.balance})
+
+        return idempotent(request, user_id=user_id, scope="wallet-charge", using=services.DB, handle=charge)
 
 
 class PaymentListView(APIView):

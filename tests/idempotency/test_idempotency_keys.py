@@ -1,0 +1,94 @@
+"""An Idempotency-Key makes a retried POST return the first answer instead of doing it again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import all_databases
+from ticketing.concerts.models import Reservation
+from ticketing.payments.models import WalletEntry
+
+pytestmark = [all_databases]
+
+
+def test_a_retried_booking_returns_the_first_answer_and_books_once(
+    make_user: Any, make_seats: Any, client_for: Any
+) -> None:
+    # given a booking made with a key
+    client = client_for(make_user())
+    (seat,) = make_seats()
+    first = client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    # when it is retried with the same key and body
+    retry = client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    # then the retry gets the same 202 (not a 409 for its own seat) and only one reservation exists
+    assert (first.status_code, retry.status_code) == (202, 202)
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"
+    assert Reservation.objects.using("concerts").filter(seat_id=seat.id).count() == 1
+
+
+def test_the_same_key_with_a_different_body_is_refused(make_user: Any, make_seats: Any, client_for: Any) -> None:
+    # given a key used for one seat
+    client = client_for(make_user())
+    seat, other = make_seats(count=2)
+    client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+
+    # when it is used for another seat
+    response = client.post("/api/reservations/", {"seat_id": other.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+
+    # then it is 422 and the other seat is untouched
+    assert response.status_code == 422
+    assert not Reservation.objects.using("concerts").filter(seat_id=other.id).exists()
+
+
+def test_keys_belong_to_their_user(make_user: Any, make_seats: Any, client_for: Any) -> None:
+    # given a key used by one user
+    seat, other = make_seats(count=2)
+    client_for(make_user()).post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+
+    # when another user sends the same key
+    response = client_for(make_user()).post(
+        "/api/reservations/", {"seat_id": other.id}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+
+    # then it is their own, new request
+    assert response.status_code == 202
+
+
+def test_a_retried_wallet_charge_tops_up_once(make_user: Any, client_for: Any) -> None:
+    # given a charge made with a key
+    user = make_user()
+    client = client_for(user)
+    first = client.post("/api/wallet/charge/", {"amount": 5_000}, format="json", HTTP_IDEMPOTENCY_KEY="c-1")
+
+    # when it is retried, and then a second charge is made without a key
+    retry = client.post("/api/wallet/charge/", {"amount": 5_000}, format="json", HTTP_IDEMPOTENCY_KEY="c-1")
+    fresh = client.post("/api/wallet/charge/", {"amount": 5_000}, format="json")
+
+    # then the retry is the first answer, and only the keyless one charged again
+    assert first.json() == retry.json() == {"balance": 5_000}
+    assert fresh.json() == {"balance": 10_000}
+    assert WalletEntry.objects.using("payments").filter(wallet__user_id=user.id).count() == 2
+
+
+def test_an_error_answer_is_replayed_too(make_user: Any, client_for: Any) -> None:
+    # given a charge refused as bad input, made with a key
+    client = client_for(make_user())
+    first = client.post("/api/wallet/charge/", {"amount": 0}, format="json", HTTP_IDEMPOTENCY_KEY="c-2")
+
+    # when it is retried with the same key
+    retry = client.post("/api/wallet/charge/", {"amount": 0}, format="json", HTTP_IDEMPOTENCY_KEY="c-2")
+
+    # then the same 400 comes back
+    assert (first.status_code, retry.status_code) == (400, 400)
+    assert retry.json() == first.json()
+
+
+def test_an_overlong_key_is_a_bad_request(make_user: Any, client_for: Any) -> None:
+    response = client_for(make_user()).post(
+        "/api/wallet/charge/", {"amount": 1}, format="json", HTTP_IDEMPOTENCY_KEY="x" * 256
+    )
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()

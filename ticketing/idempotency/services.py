@@ -1,0 +1,91 @@
+"""Idempotent POSTs: a retry with the same ``Idempotency-Key`` gets the first answer again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from .models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+
+
+class KeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used with a different request."
+    default_code = "idempotency_key_reused"
+
+
+def idempotent(request: Request, *, user_id: int, scope: str, using: str, handle: Callable[[], Response]) -> Response:
+    """Run ``handle`` once per (user, scope, key); store its answer in the same transaction as its effect."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return handle()
+    if not 1 <= len(key) <= 255:
+        raise exceptions.ValidationError({HEADER: ["Must be 1 to 255 characters."]})
+    request_hash = hashlib.sha256(json.dumps(request.data, sort_keys=True, default=str).encode()).hexdigest()
+    with transaction.atomic(using=using):
+        record = claim(user_id=user_id, scope=scope, key=key, request_hash=request_hash, using=using)
+        if record.status_code:  # answered before: a retry
+            if record.request_hash != request_hash:
+                raise KeyReused
+            replay = Response(record.response, status=record.status_code)
+            replay["Idempotent-Replayed"] = "true"
+            return replay
+        response = run(handle, request)
+        record.status_code = response.status_code
+        record.response = response.data
+        record.save(using=using)
+    return response
+
+
+def claim(*, user_id: int, scope: str, key: str, request_hash: str, using: str) -> IdempotencyKey:
+    """The stored record for this key (locked), or a new unsaved one when the key is new or expired.
+
+    Two requests with one key at once: the second waits on the unique index until the first commits,
+    and then finds its answer.
+    """
+    manager = IdempotencyKey.objects.using(using)
+    fresh_after = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    for _ in range(2):
+        record = manager.select_for_update().filter(user_id=user_id, scope=scope, key=key).first()
+        if record is not None and record.created_at >= fresh_after:
+            return record
+        if record is not None:
+            record.delete(using=using)
+        try:
+            with transaction.atomic(using=using):
+                return manager.create(
+                    user_id=user_id, scope=scope, key=key, request_hash=request_hash, status_code=0, response=None
+                )
+        except IntegrityError:
+            continue  # a concurrent request with the same key committed first: read its answer
+    raise exceptions.APIException("Could not claim the Idempotency-Key; retry.")
+
+
+def run(handle: Callable[[], Response], request: Request) -> Response:
+    """The handler's answer, errors included (a 409 is an answer too, and a retry must get it again)."""
+    try:
+        return handle()
+    except exceptions.APIException as exc:
+        response = exception_handler(exc, {"request": request})
+        assert response is not None
+        return response
+
+
+def expired_keys_delete(*, using: str, batch_size: int) -> int:
+    fresh_after = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    ids = list(
+        IdempotencyKey.objects.using(using).filter(created_at__lt=fresh_after).values_list("id", flat=True)[:batch_size]
+    )
+    return IdempotencyKey.objects.using(using).filter(id__in=ids).delete()[0]
