@@ -16,6 +16,7 @@ TEST_ENV := TICKETING_TEST_RUN=$(TEST_RUN) \
 	PAYMENTS_DATABASE_URL=$${TEST_PAYMENTS_DATABASE_URL:-$(PG)/ticketing_payments} \
 	CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672/ticketing_test_$(TEST_RUN) \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/0} CACHE_KEY_PREFIX=ticketing_test_$(TEST_RUN) \
+	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
 
 .PHONY: install migrate demo run test lint check-types check-imports pytest clean

@@ -1,17 +1,38 @@
-"""The Celery application: one queue per service, JSON only, late acks."""
+"""The Celery application: one queue per service, JSON only, late acks, a dead-letter exchange."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from celery.signals import worker_ready
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketing.settings")
 
 SERVICE_QUEUES = ("accounts", "concerts", "payments")
+# A message a consumer rejects for good (it came back too often) goes here on RabbitMQ, besides the
+# dead-letter row the consumer writes; a poison message can never loop forever.
+DEAD_LETTERS = Queue("dead-letters", Exchange("dead-letters", type="fanout", durable=True), durable=True)
 
 app = Celery("ticketing")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name, routing_key=name, durable=True) for name in SERVICE_QUEUES]
+app.conf.task_queues = [
+    Queue(
+        name,
+        Exchange(name, type="direct", durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments={"x-dead-letter-exchange": DEAD_LETTERS.exchange.name},
+    )
+    for name in SERVICE_QUEUES
+]
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def declare_dead_letters(sender: Any, **kwargs: Any) -> None:
+    if app.conf.broker_url.startswith("amqp"):
+        with app.connection_for_write() as connection:
+            DEAD_LETTERS.bind(connection.default_channel).declare()

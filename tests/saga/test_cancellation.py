@@ -135,4 +135,3 @@ def test_a_confirmed_booking_cannot_be_cancelled_once_the_performance_started(
     # then it is refused, and the booking stays sold
     assert response.status_code == 409
     assert Seat.objects.using("concerts").get(pk=seat.id).status == "SOLD"
-

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ticketing.outbox.publish import publish
+from ticketing.outbox.selectors import dead_aggregate_ids
 
 from .models import Concert, Performance, Reservation, ReservationStatus, SagaStep, Seat, SeatStatus
 
@@ -36,6 +37,7 @@ SEAT_TRANSITIONS: dict[str, set[str]] = {
 
 
 HOLD_EXPIRED = "hold expired"
+UNDELIVERABLE = "payment request undeliverable"
 
 
 class SeatNotFound(Exception):
@@ -156,6 +158,17 @@ def reservation_request_refund(reservation: Reservation, *, reason: str, payment
         using=DB,
         aggregate_id=reservation.id,
     )
+
+
+def reservation_repair_stuck(*, limit: int = 500) -> int:
+    """Compensate PENDING reservations whose concert-reserve went dead: no payment can come for them."""
+    ids = [int(i) for i in dead_aggregate_ids(using=DB, event="concert-reserve")]
+    pending = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING, id__in=ids)
+    stuck = list(pending.order_by("id").values_list("id", flat=True)[:limit])
+    repaired = sum(reservation_compensate(reservation_id=rid, reason=UNDELIVERABLE) for rid in stuck)
+    if repaired:
+        logger.warning("compensated %d reservations whose payment request was undeliverable", repaired)
+    return repaired
 
 
 def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:

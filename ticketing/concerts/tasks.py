@@ -7,7 +7,7 @@ from django.conf import settings
 
 from ticketing.outbox.consume import CONSUMER_TASK_OPTIONS, run_consumer
 
-from .services import DB, EVENT_HANDLERS, reservation_expire_holds
+from .services import DB, EVENT_HANDLERS, reservation_expire_holds, reservation_repair_stuck
 
 
 @shared_task(name="concerts.handle_event", bind=True, queue="concerts", **CONSUMER_TASK_OPTIONS)
@@ -16,7 +16,8 @@ def handle_event(self: Any, envelope: Any) -> None:
     run_consumer(self, envelope, using=DB, handlers=EVENT_HANDLERS)
 
 
-@shared_task(name="concerts.expire_holds", ignore_result=True)
-def expire_holds() -> int:
-    """Beat: cancel reservations whose payment outcome did not come within RESERVATION_HOLD_SECONDS."""
-    return reservation_expire_holds(hold_seconds=settings.RESERVATION_HOLD_SECONDS)
+@shared_task(name="concerts.sweep", ignore_result=True)
+def sweep() -> int:
+    """Beat: compensate holds that expired and sagas whose payment request went dead."""
+    expired = reservation_expire_holds(hold_seconds=settings.RESERVATION_HOLD_SECONDS)
+    return expired + reservation_repair_stuck()

@@ -1,24 +1,26 @@
-"""Outbox and inbox rows of each service database, each on a page of its own."""
+"""Outbox, inbox and dead-letter rows of each service database, each on a page of its own."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from ticketing.admin_base import ReadOnlyServiceModelAdmin
 
-from . import models
+from .models import SERVICE_PROXIES, OutboxMessage
 from .relay import replay
+from .services import dead_letters_replay
 
 
 class OutboxAdmin(ReadOnlyServiceModelAdmin):
     list_display = ["id", "event", "correlation_id", "state", "attempts", "next_attempt_at", "created_at", "sent_at"]
     list_filter = ["state", "event", "created_at"]
     search_fields = ["=correlation_id", "=aggregate_id", "=event_id"]
-    readonly_fields = [f.name for f in models.OutboxMessage._meta.fields]
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
     actions = ["publish_again"]
 
     @admin.action(description="Publish again (consumers ignore what they already have)")
@@ -33,31 +35,28 @@ class InboxAdmin(ReadOnlyServiceModelAdmin):
     search_fields = ["=correlation_id", "=event_id"]
 
 
-@admin.register(models.AccountsOutboxMessage)
-class AccountsOutboxAdmin(OutboxAdmin):
-    using = "default"
+class DeadLetterAdmin(ReadOnlyServiceModelAdmin):
+    list_display = ["event_id", "event", "correlation_id", "attempts", "error", "created_at", "replayed_at"]
+    list_filter = ["event", "created_at", "replayed_at"]
+    search_fields = ["=correlation_id", "=event_id"]
+    readonly_fields = ["event_id", "event", "correlation_id", "envelope", "error", "attempts", "created_at"]
+    actions = ["replay_to_consumer"]
+
+    @admin.action(description="Replay to the consumer (after a fix; the inbox keeps it exactly-once)")
+    def replay_to_consumer(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        count = dead_letters_replay(using=self.db(), event_ids=list(queryset.values_list("event_id", flat=True)))
+        self.message_user(request, f"{count} message(s) sent to the consumer again.", messages.SUCCESS)
 
 
-@admin.register(models.ConcertsOutboxMessage)
-class ConcertsOutboxAdmin(OutboxAdmin):
-    using = "concerts"
+ADMINS: dict[str, type[admin.ModelAdmin]] = {
+    "OutboxMessage": OutboxAdmin,
+    "InboxMessage": InboxAdmin,
+    "DeadLetter": DeadLetterAdmin,
+}
 
-
-@admin.register(models.PaymentsOutboxMessage)
-class PaymentsOutboxAdmin(OutboxAdmin):
-    using = "payments"
-
-
-@admin.register(models.AccountsInboxMessage)
-class AccountsInboxAdmin(InboxAdmin):
-    using = "default"
-
-
-@admin.register(models.ConcertsInboxMessage)
-class ConcertsInboxAdmin(InboxAdmin):
-    using = "concerts"
-
-
-@admin.register(models.PaymentsInboxMessage)
-class PaymentsInboxAdmin(InboxAdmin):
-    using = "payments"
+for model_name, proxies in SERVICE_PROXIES.items():
+    for service, proxy in proxies.items():
+        base = ADMINS[model_name]
+        admin.site.register(
+            proxy, type(f"{proxy.__name__}Admin", (base,), {"using": settings.SERVICE_DATABASES[service]})
+        )

@@ -6,18 +6,22 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
+from celery.exceptions import Reject
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from .models import InboxMessage, Redelivery
 from .publish import current_envelope
+from .services import dead_letter_record
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
+GiveUp = Callable[..., None]  # (payload, *, reason) -> None
 
 
 class MalformedEvent(ValueError):
@@ -86,21 +90,59 @@ CONSUMER_TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
     "reject_on_worker_lost": True,
     "ignore_result": True,
-    "max_retries": 8,
+    "max_retries": None,  # bounded by settings.CONSUMER_MAX_RETRIES in run_consumer
 }
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
-def run_consumer(task: Any, envelope: Any, *, using: str, handlers: Mapping[str, Handler]) -> None:
+class TransientError(Exception):
+    """Trouble that may pass (a gateway timeout, a lost connection): the consumer retries with backoff."""
+
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, TransientError)
+
+
+def run_consumer(
+    task: Any,
+    envelope: Any,
+    *,
+    using: str,
+    handlers: Mapping[str, Handler],
+    give_up: Mapping[str, GiveUp] | None = None,
+) -> None:
+    """Consume with retries for transient errors; whatever cannot be handled becomes a dead letter.
+
+    When the retries run out, the event's ``give_up`` handler (if any) turns it into the saga's
+    failure path, exactly once like any other effect.
+    """
     if task.request.delivery_info.get("redelivered") and redelivery_exhausted(envelope, using=using):
-        return
+        dead_letter_record(envelope, error="redelivered too often (its worker died each time)", using=using)
+        raise Reject("redelivered too often", requeue=False)
     try:
         consume(envelope, using=using, handlers=handlers)
-    except MalformedEvent:
-        logger.exception("%s: dropping malformed message %r", using, envelope)
+    except MalformedEvent as exc:
+        dead_letter_record(envelope, error=str(exc), using=using)
     except TRANSIENT_ERRORS as exc:
-        countdown = min(60, 2**task.request.retries) * random.uniform(0.5, 1.0)  # noqa: S311
-        raise task.retry(exc=exc, countdown=countdown) from exc
+        retries = task.request.retries
+        if retries < settings.CONSUMER_MAX_RETRIES:
+            raise task.retry(exc=exc, countdown=retry_countdown(retries)) from exc
+        handle_give_up(envelope, error=exc, using=using, give_up=give_up or {})
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff with jitter, capped."""
+    ceiling = min(settings.CONSUMER_RETRY_CAP_SECONDS, settings.CONSUMER_RETRY_BASE_SECONDS * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+
+def handle_give_up(envelope: Any, *, error: Exception, using: str, give_up: Mapping[str, GiveUp]) -> None:
+    reason = f"gave up after {settings.CONSUMER_MAX_RETRIES} retries: {error}"
+    event = envelope.get("event") if isinstance(envelope, dict) else None
+    on_give_up = give_up.get(event) if isinstance(event, str) else None
+    if on_give_up is None:
+        dead_letter_record(envelope, error=reason, using=using, attempts=settings.CONSUMER_MAX_RETRIES + 1)
+        return
+    logger.warning("%s: %s", using, reason)
+    consume(envelope, using=using, handlers={event: partial(on_give_up, reason=reason)})  # type: ignore[dict-item]
 
 
 def redelivery_exhausted(envelope: Any, *, using: str) -> bool:
@@ -121,6 +163,4 @@ def redelivery_exhausted(envelope: Any, *, using: str) -> bool:
             record.dead = record.deliveries > settings.CONSUMER_MAX_REDELIVERIES
             record.last_seen_at = timezone.now()
             record.save(using=using)
-    if record.dead:
-        logger.error("%s: %s came back %d times; set aside as dead", using, key, record.deliveries)
     return record.dead

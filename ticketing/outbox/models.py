@@ -97,38 +97,36 @@ class Redelivery(models.Model):
         return f"{self.event_id} x{self.deliveries}"
 
 
-# One proxy per service database, so the admin can list each database's rows on a page of its own.
-class AccountsOutboxMessage(OutboxMessage):
+class DeadLetter(models.Model):
+    """A consumed message that could not be handled: kept with its error until someone replays it."""
+
+    event_id = models.UUIDField(primary_key=True)
+    event = models.CharField(max_length=64)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    envelope = models.JSONField()
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
-        proxy = True
-        verbose_name = "accounts outbox message"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"dead {self.event} {self.event_id}"
 
 
-class ConcertsOutboxMessage(OutboxMessage):
-    class Meta:
-        proxy = True
-        verbose_name = "concerts outbox message"
+SERVICES = ("accounts", "concerts", "payments")
 
 
-class PaymentsOutboxMessage(OutboxMessage):
-    class Meta:
-        proxy = True
-        verbose_name = "payments outbox message"
+def service_proxy(model: type[models.Model], service: str) -> type[models.Model]:
+    """A proxy of ``model`` for one service database, so the admin lists each database on a page of its own."""
+    name = f"{service.title()}{model.__name__}"
+    meta = type("Meta", (), {"proxy": True, "verbose_name": f"{service} {model._meta.verbose_name}"})
+    return type(name, (model,), {"__module__": __name__, "Meta": meta})
 
 
-class AccountsInboxMessage(InboxMessage):
-    class Meta:
-        proxy = True
-        verbose_name = "accounts inbox message"
-
-
-class ConcertsInboxMessage(InboxMessage):
-    class Meta:
-        proxy = True
-        verbose_name = "concerts inbox message"
-
-
-class PaymentsInboxMessage(InboxMessage):
-    class Meta:
-        proxy = True
-        verbose_name = "payments inbox message"
+SERVICE_PROXIES: dict[str, dict[str, type[models.Model]]] = {
+    model.__name__: {service: service_proxy(model, service) for service in SERVICES}
+    for model in (OutboxMessage, InboxMessage, DeadLetter)
+}

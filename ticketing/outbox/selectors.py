@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 
-from .models import InboxMessage, OutboxMessage
+from .models import InboxMessage, OutboxMessage, OutboxState
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,9 @@ def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
         for inbox in InboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
             rows.append(TimelineRow(inbox.received_at, service, "consumed", inbox.event, str(inbox.event_id)))
     return sorted(rows, key=lambda row: row.at)
+
+
+def dead_aggregate_ids(*, using: str, event: str) -> list[str]:
+    """Aggregates whose ``event`` could not be delivered (its outbox row is dead)."""
+    rows = OutboxMessage.objects.using(using).filter(event=event, state=OutboxState.DEAD)
+    return list(rows.values_list("aggregate_id", flat=True))

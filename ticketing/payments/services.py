@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 
 from ticketing.outbox.publish import publish
 
+from .gateways import gateway
 from .models import EntryKind, Payment, PaymentStatus, Wallet, WalletEntry
 
 DB = "payments"
@@ -59,7 +60,7 @@ def payment_charge(*, reservation_id: int, user_id: int, amount: Any) -> Payment
         return payment_refuse(
             reservation_id=reservation_id, user_id=user_id, amount=amount, reason="insufficient balance"
         )
-    wallet_post(wallet, EntryKind.CHARGE, amount, reservation_id)
+    gateway().charge(wallet=wallet, amount=amount, reservation_id=reservation_id)
     payment = Payment.objects.using(DB).create(
         reservation_id=reservation_id, user_id=user_id, amount=amount, status=PaymentStatus.SUCCEEDED
     )
@@ -99,6 +100,19 @@ def payment_refund(*, reservation_id: int, reason: str) -> Payment | None:
     return payment
 
 
+def payment_give_up(payload: dict[str, Any], *, reason: str) -> None:
+    """concert-reserve whose charge kept failing on transient errors: fail it, so the saga compensates."""
+    reservation_id = int(payload["reservation_id"])
+    if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
+        return
+    payment_refuse(
+        reservation_id=reservation_id,
+        user_id=int(payload["user_id"]),
+        amount=0,
+        reason=f"payment error: {reason}",
+    )
+
+
 def handle_concert_reserve(payload: dict[str, Any]) -> None:
     payment_charge(
         reservation_id=int(payload["reservation_id"]), user_id=int(payload["user_id"]), amount=payload["amount"]
@@ -112,6 +126,8 @@ def handle_user_registered(payload: dict[str, Any]) -> None:
 def handle_payment_refund(payload: dict[str, Any]) -> None:
     payment_refund(reservation_id=int(payload["reservation_id"]), reason=str(payload.get("reason", "")))
 
+
+GIVE_UP_HANDLERS = {"concert-reserve": payment_give_up}
 
 EVENT_HANDLERS = {
     "concert-reserve": handle_concert_reserve,

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ticketing.audit.invariants import audit, dead_outbox_rows
+from ticketing.audit.repair import repair
 
 
 class Command(BaseCommand):
@@ -12,8 +13,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--idle", action="store_true", help="The system is idle: every outbox row must be sent.")
+        parser.add_argument(
+            "--repair", action="store_true", help="First drive stuck sagas to a terminal state, with compensation."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["repair"]:
+            for action in repair() or ["nothing to repair"]:
+                self.stdout.write(f"repair: {action}")
         for alias, count in dead_outbox_rows().items():
             self.stdout.write(f"note: {count} dead outbox rows in {alias} (see the admin)")
         violations = audit(idle=options["idle"])
