@@ -1,0 +1,112 @@
+"""The audit finds every broken invariant; the repair drives stuck sagas to an end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from tests.conftest import all_databases
+from ticketing.audit.invariants import audit
+from ticketing.audit.repair import repair
+from ticketing.concerts.models import Reservation, Seat
+from ticketing.concerts.services import reservation_create
+from ticketing.outbox.models import OutboxMessage, OutboxState
+from ticketing.payments.models import Payment, Wallet
+from ticketing.payments.services import payment_charge
+
+pytestmark = [all_databases]
+
+
+def test_a_consistent_world_passes_the_audit(make_user: Any, make_seats: Any, fund: Any) -> None:
+    user = make_user()
+    fund(user.id, 100_000)
+    (seat,) = make_seats()
+    reservation_create(user_id=user.id, seat_id=seat.id)
+    assert audit() == []
+
+
+def test_a_seat_sold_without_a_confirmed_reservation_is_named(make_seats: Any) -> None:
+    (seat,) = make_seats()
+    Seat.objects.using("concerts").filter(pk=seat.pk).update(status="SOLD")
+    assert audit() == [f"A6.4: seat {seat.pk} is SOLD but its live reservation is none"]
+
+
+def test_a_confirmed_reservation_without_a_payment_is_named(make_user: Any, make_seats: Any) -> None:
+    (seat,) = make_seats()
+    reservation = reservation_create(user_id=make_user().id, seat_id=seat.id)
+    Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="CONFIRMED")
+    Seat.objects.using("concerts").filter(pk=seat.pk).update(status="SOLD")
+    assert audit() == [f"A6.2: CONFIRMED reservation {reservation.pk} has 0 successful payments of 50000"]
+
+
+def test_a_cancelled_reservation_that_kept_the_money_is_named(make_user: Any, make_seats: Any, fund: Any) -> None:
+    user = make_user()
+    fund(user.id, 100_000)
+    (seat,) = make_seats()
+    reservation = reservation_create(user_id=user.id, seat_id=seat.id)
+    with transaction.atomic(using="payments"):
+        payment = payment_charge(reservation_id=reservation.id, user_id=user.id, amount=reservation.amount)
+    Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="SYSTEM_CANCELED")
+    Seat.objects.using("concerts").filter(pk=seat.pk).update(status="AVAILABLE")
+    assert payment is not None
+    assert audit() == [f"A6.3: SYSTEM_CANCELED reservation {reservation.pk} kept successful payment {payment.pk}"]
+
+
+def test_a_wallet_off_its_ledger_is_named(make_user: Any, fund: Any) -> None:
+    user = make_user()
+    wallet = fund(user.id, 1_000)
+    Wallet.objects.using("payments").filter(pk=wallet.pk).update(balance=2_000)
+    assert audit() == [f"A6.5: wallet {wallet.pk} (user {user.id}) holds 2000 but its ledger sums to 1000"]
+
+
+def test_an_unsent_outbox_row_is_named_once_the_system_is_idle(make_user: Any, make_seats: Any) -> None:
+    (seat,) = make_seats()
+    reservation_create(user_id=make_user().id, seat_id=seat.id)
+    assert audit(idle=True) == ["A6.7: 1 outbox rows of concerts are still unsent"]
+
+
+def test_the_command_exits_non_zero_naming_each_violation(make_seats: Any, capsys: Any) -> None:
+    seat, other = make_seats(count=2)
+    Seat.objects.using("concerts").filter(pk__in=[seat.pk, other.pk]).update(status="HELD")
+    with pytest.raises(CommandError, match="2 invariant violation"):
+        call_command("audit_sagas")
+    err = capsys.readouterr().err
+    assert f"seat {seat.pk} is HELD" in err
+    assert f"seat {other.pk} is HELD" in err
+
+
+def test_repair_compensates_a_booking_whose_payment_request_went_dead(make_user: Any, make_seats: Any) -> None:
+    # given a PENDING booking whose concert-reserve could never be delivered
+    (seat,) = make_seats()
+    reservation = reservation_create(user_id=make_user().id, seat_id=seat.id)
+    OutboxMessage.objects.using("concerts").filter(correlation_id=str(reservation.id)).update(state=OutboxState.DEAD)
+
+    # when the repair runs
+    call_command("audit_sagas", "--repair")
+
+    # then the booking is system-cancelled with the reason and the seat is free
+    reservation.refresh_from_db(using="concerts")
+    assert (reservation.status, reservation.reason) == ("SYSTEM_CANCELED", "payment request undeliverable")
+    assert Seat.objects.using("concerts").get(pk=seat.pk).status == "AVAILABLE"
+
+
+def test_repair_asks_again_for_a_refund_that_never_came(make_user: Any, make_seats: Any, fund: Any) -> None:
+    # given a cancelled booking whose payment went through and was never refunded
+    user = make_user()
+    fund(user.id, 100_000)
+    (seat,) = make_seats()
+    reservation = reservation_create(user_id=user.id, seat_id=seat.id)
+    with transaction.atomic(using="payments"):
+        payment_charge(reservation_id=reservation.id, user_id=user.id, amount=reservation.amount)
+    Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="SYSTEM_CANCELED", reason="x")
+    Payment.objects.using("payments").update(updated_at="2000-01-01T00:00:00Z")
+
+    # when the repair runs
+    actions = repair()
+
+    # then it says so, and a payment-refund request is in the concerts outbox
+    assert actions == ["asked again for the refund of 1 cancelled reservations still charged"]
+    assert OutboxMessage.objects.using("concerts").filter(event="payment-refund").count() == 1
