@@ -31,6 +31,7 @@ from ticketing.concerts.models import Concert, Performance, Seat
 from ticketing.payments.models import Wallet
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER_APP_NAME = "ticketing-test-worker"
 PASSWORD = "correct-horse-battery-9"
 _counter = itertools.count(1)
 
@@ -110,7 +111,13 @@ class Workers:
             **{f"{s.upper()}_DATABASE_URL": database_url(a) for s, a in settings.SERVICE_DATABASES.items()},
             "RESERVATION_HOLD_SECONDS": str(settings.RESERVATION_HOLD_SECONDS),
             "OUTBOX_CLAIM_LEASE_SECONDS": str(settings.OUTBOX_CLAIM_LEASE_SECONDS),
+            "PGAPPNAME": WORKER_APP_NAME,  # lets chaos tests find (and terminate) the workers' connections
         }
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Any other process of the system (a relay, say), with the workers' environment."""
+        log = (self.log_dir / f"{name}.log").open("ab")
+        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def command(self, name: str) -> list[str]:
         celery = [sys.executable, "-m", "celery", "-A", "celery_app"]
@@ -138,9 +145,7 @@ class Workers:
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         ready_before = self.log(name).count(" ready.")
-        log = (self.log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(self.command(name), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes[name] = process
+        process = self.processes[name] = self.spawn(name, self.command(name))
         if name != "beat":
             deadline = time.monotonic() + 30
             while self.log(name).count(" ready.") <= ready_before:

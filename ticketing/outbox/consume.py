@@ -114,6 +114,9 @@ def run_consumer(
     When the retries run out, the event's ``give_up`` handler (if any) turns it into the saga's
     failure path, exactly once like any other effect.
     """
+    # A connection broken under the previous task (a restarted or terminated backend) is replaced here;
+    # Celery keeps connections between tasks (CELERY_DB_REUSE_MAX) and would not notice.
+    connections[using].close_if_unusable_or_obsolete()
     if task.request.delivery_info.get("redelivered") and redelivery_exhausted(envelope, using=using):
         dead_letter_record(envelope, error="redelivered too often (its worker died each time)", using=using)
         raise Reject("redelivered too often", requeue=False)

@@ -1,0 +1,157 @@
+"""POST /api/auth/login/: tokens for the right password, 401 for a wrong one, 429 once throttled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from tests.conftest import PASSWORD, all_databases, new_client, unique
+
+pytestmark = [all_databases]
+
+URL = "/api/auth/login/"
+
+
+def login(client: APIClient, username: Any, password: Any = PASSWORD) -> Any:
+    return client.post(URL, {"username": username, "password": password}, format="json")
+
+
+def fail_login(client: APIClient, username: str) -> None:
+    response = login(client, username, "not-the-password-1")
+    assert response.status_code not in (200, 429), response.content
+
+
+@pytest.mark.parametrize("spelling", [str, str.lower, str.upper, str.swapcase], ids=["as-is", "lower", "upper", "swap"])
+def test_login_answers_200_with_tokens_for_the_username_in_any_case(
+    api: APIClient, make_user: Any, spelling: Callable[[str], str]
+) -> None:
+    # given a user "Kim..."
+    user = make_user(unique("Kim"))
+
+    # when they log in with the username spelled in some case
+    response = login(api, spelling(user.username))
+
+    # then they get an access and a refresh token, both for their id
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {"access", "refresh"}
+    assert AccessToken(body["access"])["user_id"] == str(user.id)
+    assert RefreshToken(body["refresh"])["user_id"] == str(user.id)
+
+
+def test_login_with_a_wrong_password_is_a_401(api: APIClient, make_user: Any) -> None:
+    # given a user
+    user = make_user()
+
+    # when someone logs in with the wrong password
+    response = login(api, user.username, "not-the-password-1")
+
+    # then it is a 401 and no token is handed out
+    assert response.status_code == 401, response.content
+    assert "access" not in response.json()
+
+
+def test_login_as_an_unknown_user_is_a_401(api: APIClient) -> None:
+    # when someone logs in as nobody
+    response = login(api, unique("nobody"))
+
+    # then it is a 401, like a wrong password (no user enumeration)
+    assert response.status_code == 401, response.content
+
+
+def test_login_of_a_deactivated_user_is_refused(api: APIClient, make_user: Any) -> None:
+    # given a deactivated user
+    user = make_user()
+    user.is_active = False
+    user.save(using="default")
+
+    # when they log in with the right password
+    response = login(api, user.username)
+
+    # then no token is handed out
+    assert response.status_code != 200
+    assert "access" not in response.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"username": "kim"}, {"password": PASSWORD}, {"username": ["kim"], "password": PASSWORD}],
+    ids=["nothing", "no-password", "no-username", "username-list"],
+)
+def test_login_with_missing_or_malformed_fields_is_a_400(api: APIClient, body: dict[str, Any]) -> None:
+    # when a login lacks a field or sends the wrong type
+    response = api.post(URL, body, format="json")
+
+    # then it is a 400 naming the field
+    assert response.status_code == 400
+    assert set(response.json()) <= {"username", "password"}
+    assert response.json()
+
+
+def test_login_with_a_malformed_json_body_is_a_400(api: APIClient) -> None:
+    # when the body is not JSON
+    response = api.post(URL, b"{bad", content_type="application/json")
+
+    # then it is a 400, never a 500
+    assert response.status_code == 400
+
+
+def test_an_account_is_not_locked_before_its_failure_limit(make_user: Any) -> None:
+    # given one failure fewer than the per-account limit, each from a different address
+    user = make_user()
+    for _ in range(settings.LOGIN_FAILURES_PER_ACCOUNT - 1):
+        fail_login(new_client(), user.username)
+
+    # when the user logs in with the right password
+    response = login(new_client(), user.username)
+
+    # then it works
+    assert response.status_code == 200, response.content
+
+
+def test_an_account_that_failed_too_often_is_throttled_even_with_the_right_password(make_user: Any) -> None:
+    # given as many failures as the per-account limit, each from a different address
+    user = make_user()
+    for _ in range(settings.LOGIN_FAILURES_PER_ACCOUNT):
+        fail_login(new_client(), user.username)
+
+    # when the user then logs in with the right password, in another case, from yet another address
+    response = login(new_client(), user.username.upper())
+
+    # then it is a 429
+    assert response.status_code == 429, response.content
+
+
+def test_throttling_one_account_leaves_other_accounts_alone(make_user: Any) -> None:
+    # given an account that failed too often from one address
+    victim, other = make_user(), make_user()
+    client = new_client()
+    for _ in range(settings.LOGIN_FAILURES_PER_ACCOUNT):
+        fail_login(new_client(), victim.username)
+
+    # when another user logs in from a fresh address
+    response = login(client, other.username)
+
+    # then it works
+    assert response.status_code == 200, response.content
+
+
+def test_an_address_that_failed_too_often_across_usernames_is_throttled(make_user: Any, settings: Any) -> None:
+    # given an address that failed the per-address limit, each time with a different username
+    settings.LOGIN_FAILURES_PER_IP = 3
+    client = new_client()
+    for _ in range(3):
+        fail_login(client, unique("guess"))
+    user = make_user()
+
+    # when a real user logs in with the right password from that address
+    response = login(client, user.username)
+
+    # then it is a 429, while the same login from another address works
+    assert response.status_code == 429, response.content
+    assert login(new_client(), user.username).status_code == 200

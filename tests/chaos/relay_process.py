@@ -1,0 +1,44 @@
+"""A relay as a process of its own, for the chaos suite.
+
+python -m tests.chaos.relay_process loop <alias>        relay until killed
+python -m tests.chaos.relay_process die <alias>         claim, publish, then SIGKILL itself before
+                                                        marking the rows sent
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketing.settings")
+django.setup()
+
+from celery import current_app  # noqa: E402
+
+from ticketing.outbox.relay import claim_due_rows, relay_pending, send_row  # noqa: E402
+
+
+def loop(alias: str) -> None:
+    while True:
+        if not relay_pending(using=alias, batch_size=20):
+            time.sleep(0.02)
+
+
+def die_between_publish_and_mark(alias: str) -> None:
+    while True:
+        rows = claim_due_rows(using=alias, limit=5)
+        if rows:
+            with current_app.producer_or_acquire() as producer:
+                for row in rows:
+                    send_row(row, producer=producer)
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.02)
+
+
+if __name__ == "__main__":
+    mode, alias = sys.argv[1], sys.argv[2]
+    (loop if mode == "loop" else die_between_publish_and_mark)(alias)
