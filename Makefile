@@ -19,7 +19,7 @@ TEST_ENV := TICKETING_TEST_RUN=$(TEST_RUN) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
 
-.PHONY: install migrate demo run test lint check-types check-imports pytest clean
+.PHONY: install migrate demo run test lint check-types check-imports pytest chaos clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ pytest: install
 	@$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
 
 test: lint check-types check-imports pytest
+
+# The long chaos run (minutes; stops RabbitMQ for 30 s): figures in var/chaos-results.json.
+chaos: install
+	@$(TEST_ENV) CHAOS_SCALE=full CHAOS_RESULTS=$(CURDIR)/var/chaos-results.json \
+		$(BIN)/pytest -q -s tests/chaos $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
 
 clean:
 	rm -rf var/*.sqlite3* var/broker var/test-*

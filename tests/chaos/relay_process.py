@@ -17,9 +17,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketing.settings")
 django.setup()
 
-from celery import current_app  # noqa: E402
-
-from ticketing.outbox.relay import claim_due_rows, relay_pending, send_row  # noqa: E402
+from ticketing.outbox.broker import publish_batch  # noqa: E402
+from ticketing.outbox.relay import claim_due_rows, messages_of, relay_pending  # noqa: E402
 
 
 def loop(alias: str) -> None:
@@ -32,9 +31,7 @@ def die_between_publish_and_mark(alias: str) -> None:
     while True:
         rows = claim_due_rows(using=alias, limit=5)
         if rows:
-            with current_app.producer_or_acquire() as producer:
-                for row in rows:
-                    send_row(row, producer=producer)
+            publish_batch([message for row in rows for message in messages_of(row)])
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.02)
 

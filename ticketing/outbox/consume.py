@@ -116,7 +116,7 @@ def run_consumer(
     """
     # A connection broken under the previous task (a restarted or terminated backend) is replaced here;
     # Celery keeps connections between tasks (CELERY_DB_REUSE_MAX) and would not notice.
-    connections[using].close_if_unusable_or_obsolete()
+    refresh_connection(using)
     if task.request.delivery_info.get("redelivered") and redelivery_exhausted(envelope, using=using):
         dead_letter_record(envelope, error="redelivered too often (its worker died each time)", using=using)
         raise Reject("redelivered too often", requeue=False)
@@ -129,6 +129,12 @@ def run_consumer(
         if retries < settings.CONSUMER_MAX_RETRIES:
             raise task.retry(exc=exc, countdown=retry_countdown(retries)) from exc
         handle_give_up(envelope, error=exc, using=using, give_up=give_up or {})
+
+
+def refresh_connection(using: str) -> None:
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
 
 
 def retry_countdown(retries: int) -> float:

@@ -13,12 +13,12 @@ import logging
 import random
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from .broker import Outgoing, publish_batch
 from .models import OutboxMessage, OutboxState
 
 logger = logging.getLogger(__name__)
@@ -59,35 +59,32 @@ def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
 
 
 def publish_rows(rows: list[OutboxMessage], *, using: str) -> int:
-    sent: list[int] = []
-    with current_app.producer_or_acquire() as producer:
-        for index, row in enumerate(rows):
-            try:
-                send_row(row, producer=producer)
-            except Exception as exc:  # the broker refused or went away: this row and the rest wait
-                logger.warning("outbox %s: publishing %s failed: %r", using, row, exc)
-                record_failure(rows[index:], error=repr(exc), using=using)
-                break
-            sent.append(row.id)
+    """Publish a claimed batch; mark sent what the broker confirmed, back off the rest."""
+    unroutable = [row for row in rows if not settings.OUTBOX_EVENT_ROUTES.get(row.event)]
+    if unroutable:
+        record_failure(unroutable, error="no route for the event in OUTBOX_EVENT_ROUTES", using=using)
+        rows = [row for row in rows if row not in unroutable]
+    outgoing = [(row, message) for row in rows for message in messages_of(row)]
+    try:
+        confirmed = publish_batch([message for _, message in outgoing])
+    except Exception as exc:  # the broker refused or went away: the whole batch waits
+        logger.warning("outbox %s: publishing %d rows failed: %r", using, len(rows), exc)
+        record_failure(rows, error=repr(exc), using=using)
+        return 0
+    nacked = {row.id for (row, _), ok in zip(outgoing, confirmed, strict=True) if not ok}
+    if nacked:
+        record_failure([row for row in rows if row.id in nacked], error="nacked by the broker", using=using)
+    sent = [row.id for row in rows if row.id not in nacked]
     if sent:
         OutboxMessage.objects.using(using).filter(id__in=sent).update(state=OutboxState.SENT, sent_at=timezone.now())
     return len(sent)
 
 
-def send_row(row: OutboxMessage, *, producer: object) -> None:
-    queues = settings.OUTBOX_EVENT_ROUTES.get(row.event)
-    if not queues:
-        raise LookupError(f"no route for event {row.event!r} in OUTBOX_EVENT_ROUTES")
-    envelope = row.envelope()
-    for queue in queues:
-        current_app.send_task(
-            f"{queue}.handle_event",
-            args=[envelope],
-            queue=queue,
-            producer=producer,
-            headers={"correlation_id": row.correlation_id, "event_id": str(row.event_id)},
-            retry=False,
-        )
+def messages_of(row: OutboxMessage) -> list[Outgoing]:
+    """One message per queue that consumes the row's event."""
+    queues = settings.OUTBOX_EVENT_ROUTES[row.event]
+    headers = {"correlation_id": row.correlation_id, "event_id": str(row.event_id)}
+    return [Outgoing(queue, row.envelope(), headers) for queue in queues]
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import connections
 
+from .consume import refresh_connection
 from .relay import relay_pending
 from .services import retention_sweep
 
@@ -10,7 +10,7 @@ from .services import retention_sweep
 @shared_task(name="outbox.relay", ignore_result=True, acks_late=False)
 def relay(*, using: str) -> int:
     """Beat's safety net: publish whatever the fast path left behind."""
-    connections[using].close_if_unusable_or_obsolete()
+    refresh_connection(using)
     return relay_pending(using=using)
 
 
