@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
+
 from tests.conftest import saga
 from ticketing.concerts.models import Performance, Reservation, Seat
 from ticketing.payments.models import Payment, Wallet
 
-from .conftest import book, settled, wait_for
-from .test_crashes import RowLock
+from .conftest import Booking, RowLock, book, settled, wait_for
 
 pytestmark = [saga]
 
@@ -24,47 +25,33 @@ def refunded(reservation_id: int) -> bool:
 
 
 def test_cancelling_a_confirmed_booking_frees_the_seat_and_refunds_the_money(
-    audited: None, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+    audited: None, confirmed_booking: Booking
 ) -> None:
-    # given a confirmed booking
-    user = make_user()
-    fund(user.id, 100_000)
-    (seat,) = make_seats(price=40_000)
-    client = client_for(user)
-    reservation = settled(book(client, seat.id).json()["id"])
-    assert reservation.status == "CONFIRMED"
-
-    # when its owner cancels it
-    response = cancel(client, reservation.id)
+    # when the owner of a confirmed booking cancels it
+    response = cancel(confirmed_booking.client, confirmed_booking.reservation_id)
 
     # then it is CANCELED at once, the seat is free, and the refund follows through the saga
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["saga_step"]) == ("CANCELED", "USER_CANCEL_PAYMENT")
-    assert Seat.objects.using("concerts").get(pk=seat.id).status == "AVAILABLE"
-    wait_for(lambda: refunded(reservation.id), what="the refund")
-    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 100_000
+    assert Seat.objects.using("concerts").get(pk=confirmed_booking.seat_id).status == "AVAILABLE"
+    wait_for(lambda: refunded(confirmed_booking.reservation_id), what="the refund")
+    assert Wallet.objects.using("payments").get(user_id=confirmed_booking.user.id).balance == 100_000
 
 
 def test_cancelling_a_pending_booking_refunds_the_payment_that_arrives_later(
-    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+    audited: None, stalled_payment: tuple[Booking, RowLock]
 ) -> None:
     # given a booking whose payment is held up in the payments worker
-    user = make_user()
-    wallet = fund(user.id, 100_000)
-    (seat,) = make_seats(price=40_000)
-    client = client_for(user)
-    locker = RowLock("payments", f"SELECT 1 FROM payments_wallet WHERE id = {wallet.id} FOR UPDATE")
-    reservation_id = book(client, seat.id).json()["id"]
-    wait_for(locker.has_waiter, what="the payments consumer to block on the wallet")
+    booking, locker = stalled_payment
 
     # when the owner cancels before the payment is through, then the payment goes through
-    assert cancel(client, reservation_id).json()["status"] == "CANCELED"
+    assert cancel(booking.client, booking.reservation_id).json()["status"] == "CANCELED"
     locker.release()
 
     # then the late charge is refunded and the booking stays cancelled
-    wait_for(lambda: refunded(reservation_id), what="the refund")
-    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 100_000
-    assert Reservation.objects.using("concerts").get(pk=reservation_id).status == "CANCELED"
+    wait_for(lambda: refunded(booking.reservation_id), what="the refund")
+    assert Wallet.objects.using("payments").get(user_id=booking.user.id).balance == 100_000
+    assert Reservation.objects.using("concerts").get(pk=booking.reservation_id).status == "CANCELED"
 
 
 def test_cancelling_twice_is_a_no_op(audited: None, make_user: Any, make_seats: Any, client_for: Any) -> None:
@@ -117,21 +104,16 @@ def test_a_system_canceled_booking_cannot_be_cancelled(
 
 
 def test_a_confirmed_booking_cannot_be_cancelled_once_the_performance_started(
-    audited: None, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+    audited: None, confirmed_booking: Booking
 ) -> None:
     # given a confirmed booking for a performance that has begun
-    user = make_user()
-    fund(user.id, 100_000)
-    (seat,) = make_seats(price=40_000)
-    client = client_for(user)
-    reservation = settled(book(client, seat.id).json()["id"])
-    Performance.objects.using("concerts").filter(seats=seat).update(
-        starts_at=seat.performance.starts_at - timedelta(days=60)
+    Performance.objects.using("concerts").filter(seats=confirmed_booking.seat_id).update(
+        starts_at=timezone.now() - timedelta(minutes=1)
     )
 
     # when the user cancels it
-    response = cancel(client, reservation.id)
+    response = cancel(confirmed_booking.client, confirmed_booking.reservation_id)
 
     # then it is refused, and the booking stays sold
     assert response.status_code == 409
-    assert Seat.objects.using("concerts").get(pk=seat.id).status == "SOLD"
+    assert Seat.objects.using("concerts").get(pk=confirmed_booking.seat_id).status == "SOLD"

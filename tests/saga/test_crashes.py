@@ -19,7 +19,7 @@ from ticketing.outbox.publish import publish
 from ticketing.outbox.relay import claim_due_rows, messages_of, relay_pending, replay
 from ticketing.payments.models import Payment, Wallet, WalletEntry
 
-from .conftest import book, settled, wait_for
+from .conftest import Booking, RowLock, settled, wait_for
 
 pytestmark = [saga]
 
@@ -28,15 +28,9 @@ def concert_reserve_row(reservation_id: int) -> OutboxMessage:
     return OutboxMessage.objects.using("concerts").get(event="concert-reserve", correlation_id=str(reservation_id))
 
 
-def test_an_event_published_twice_has_one_effect(
-    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any, client_for: Any
-) -> None:
+def test_an_event_published_twice_has_one_effect(audited: None, workers: Any, confirmed_booking: Booking) -> None:
     # given a booking that was paid and confirmed
-    user = make_user()
-    fund(user.id, 100_000)
-    (seat,) = make_seats(price=40_000)
-    reservation = settled(book(client_for(user), seat.id).json()["id"])
-    row = concert_reserve_row(reservation.id)
+    row = concert_reserve_row(confirmed_booking.reservation_id)
 
     # when its concert-reserve event is published again by hand
     replay(using="concerts", ids=[row.id])
@@ -44,22 +38,16 @@ def test_an_event_published_twice_has_one_effect(
 
     # then payments sees it again but charges once
     wait_for(lambda: f"{row.event_id} already consumed" in workers.log("payments"), what="the duplicate")
-    assert reservation.status == "CONFIRMED"
-    assert Payment.objects.using("payments").filter(reservation_id=reservation.id).count() == 1
-    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 60_000
+    assert Payment.objects.using("payments").filter(reservation_id=confirmed_booking.reservation_id).count() == 1
+    assert Wallet.objects.using("payments").get(user_id=confirmed_booking.user.id).balance == 60_000
     assert WalletEntry.objects.using("payments").filter(kind="CHARGE").count() == 1
 
 
 def test_a_payments_worker_killed_in_the_middle_of_a_task_leaves_the_saga_to_finish(
-    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+    audited: None, workers: Any, stalled_payment: tuple[Booking, RowLock]
 ) -> None:
     # given a payments worker stuck inside its transaction (the test holds the wallet's row lock)
-    user = make_user()
-    wallet = fund(user.id, 100_000)
-    (seat,) = make_seats(price=40_000)
-    locker = RowLock("payments", f"SELECT 1 FROM payments_wallet WHERE id = {wallet.id} FOR UPDATE")
-    response = book(client_for(user), seat.id)
-    wait_for(lambda: locker.has_waiter(), what="the payments consumer to block on the wallet")
+    booking, locker = stalled_payment
 
     # when the worker is killed with SIGKILL, the lock let go, and a new worker started
     workers.kill("payments")
@@ -67,9 +55,8 @@ def test_a_payments_worker_killed_in_the_middle_of_a_task_leaves_the_saga_to_fin
     workers.start("payments")
 
     # then RabbitMQ redelivers the unacknowledged message and the saga completes once
-    reservation = settled(response.json()["id"], timeout=30)
-    assert reservation.status == "CONFIRMED"
-    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 60_000
+    assert settled(booking.reservation_id, timeout=30).status == "CONFIRMED"
+    assert Wallet.objects.using("payments").get(user_id=booking.user.id).balance == 60_000
 
 
 @override_settings(OUTBOX_FAST_PATH=False)
@@ -124,38 +111,6 @@ def test_two_relays_over_one_table_publish_every_row_exactly_once(workers: Any) 
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-
-class RowLock:
-    """Hold a row lock from another connection until released, to freeze a worker mid-transaction."""
-
-    def __init__(self, alias: str, sql: str) -> None:
-        self.alias = alias
-        self.release_event = threading.Event()
-        self.locked = threading.Event()
-        self.thread = threading.Thread(target=self.hold, args=(sql,), daemon=True)
-        self.thread.start()
-        assert self.locked.wait(10)
-
-    def hold(self, sql: str) -> None:
-        try:
-            with transaction.atomic(using=self.alias), connections[self.alias].cursor() as cursor:
-                cursor.execute(sql)
-                self.locked.set()
-                self.release_event.wait(60)
-        finally:
-            connections[self.alias].close()
-
-    def has_waiter(self) -> bool:
-        with connections[self.alias].cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-            return bool(cursor.fetchone()[0])
-
-    def release(self) -> None:
-        self.release_event.set()
-        self.thread.join(10)
 
 
 def run_in_threads(calls: list[Any]) -> None:

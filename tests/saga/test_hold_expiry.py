@@ -9,22 +9,17 @@ from ticketing.concerts.models import Seat
 from ticketing.concerts.services import reservation_expire_holds
 from ticketing.payments.models import EntryKind, Payment, Wallet, WalletEntry
 
-from .conftest import book, settled, wait_for
-from .test_crashes import RowLock
+from .conftest import Booking, RowLock, book, settled, wait_for
 
 pytestmark = [saga]
 
 
 def test_a_payment_arriving_after_the_hold_expired_is_refunded(
-    audited: None, workers: Any, make_user: Any, make_seats: Any, fund: Any, client_for: Any
+    audited: None, stalled_payment: tuple[Booking, RowLock]
 ) -> None:
     # given a booking whose payment is held up inside the payments worker
-    user = make_user()
-    wallet = fund(user.id, 100_000)
-    (seat,) = make_seats(price=40_000)
-    locker = RowLock("payments", f"SELECT 1 FROM payments_wallet WHERE id = {wallet.id} FOR UPDATE")
-    reservation_id = book(client_for(user), seat.id).json()["id"]
-    wait_for(locker.has_waiter, what="the payments consumer to block on the wallet")
+    booking, locker = stalled_payment
+    reservation_id = booking.reservation_id
 
     # when the hold expires first, and only then the payment goes through
     assert reservation_expire_holds(hold_seconds=0) == 1
@@ -33,12 +28,12 @@ def test_a_payment_arriving_after_the_hold_expired_is_refunded(
     # then the reservation stays canceled, the seat free, and the charge is refunded
     reservation = settled(reservation_id)
     assert (reservation.status, reservation.reason) == ("SYSTEM_CANCELED", "hold expired")
-    assert Seat.objects.using("concerts").get(pk=seat.id).status == "AVAILABLE"
+    assert Seat.objects.using("concerts").get(pk=booking.seat_id).status == "AVAILABLE"
     wait_for(
         lambda: Payment.objects.using("payments").filter(reservation_id=reservation_id, status="REFUNDED").exists(),
         what="the refund",
     )
-    assert Wallet.objects.using("payments").get(user_id=user.id).balance == 100_000
+    assert Wallet.objects.using("payments").get(user_id=booking.user.id).balance == 100_000
     kinds = sorted(WalletEntry.objects.using("payments").values_list("kind", flat=True))
     assert kinds == sorted([EntryKind.TOPUP, EntryKind.CHARGE, EntryKind.REFUND])
 
