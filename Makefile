@@ -32,6 +32,7 @@ migrate: install
 	for db in $(DATABASES); do $(BIN)/python manage.py migrate --database $$db --noinput -v 0 || exit 1; done
 
 demo: migrate
+	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py load_demo
 	$(BIN)/python manage.py ensure_demo_admin
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
+from django.utils import timezone
 
 from tests.conftest import all_databases
 from ticketing.audit.invariants import audit
@@ -14,7 +16,7 @@ from ticketing.audit.repair import repair
 from ticketing.concerts.models import Reservation, Seat
 from ticketing.concerts.services import reservation_create
 from ticketing.outbox.models import OutboxMessage, OutboxState
-from ticketing.payments.models import Payment, Wallet
+from ticketing.payments.models import Wallet
 from ticketing.payments.services import payment_charge
 
 pytestmark = [all_databases]
@@ -101,8 +103,10 @@ def test_repair_asks_again_for_a_refund_that_never_came(make_user: Any, make_sea
     reservation = reservation_create(user_id=user.id, seat_id=seat.id)
     with transaction.atomic(using="payments"):
         payment_charge(reservation_id=reservation.id, user_id=user.id, amount=reservation.amount)
-    Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="SYSTEM_CANCELED", reason="x")
-    Payment.objects.using("payments").update(updated_at="2000-01-01T00:00:00Z")
+    a_minute_ago = timezone.now() - timedelta(minutes=1)
+    Reservation.objects.using("concerts").filter(pk=reservation.pk).update(
+        status="SYSTEM_CANCELED", reason="x", updated_at=a_minute_ago
+    )
 
     # when the repair runs
     actions = repair()

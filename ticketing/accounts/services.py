@@ -35,7 +35,13 @@ def user_register(*, username: str, password: str) -> User:
             if User.objects.using(DB).filter(username__iexact=username).exists():
                 raise UsernameTaken(username)
             user.save(using=DB)
-            publish("user-registered", {"user_id": user.id}, using=DB, aggregate_id=user.id)
+            publish(
+                "user-registered",
+                {"user_id": user.id},
+                using=DB,
+                aggregate_id=user.id,
+                correlation_id=f"user-{user.id}",  # not to be confused with reservation N's saga
+            )
     except IntegrityError as exc:  # two signups with the same name raced; the constraint decided
         raise UsernameTaken(username) from exc
     return user

@@ -31,17 +31,25 @@ def repair() -> list[str]:
     return actions
 
 
-def refunds_request_missing() -> int:
-    """Cancelled reservations whose successful payment was not refunded in time: ask again (idempotent)."""
-    settled_before = timezone.now() - timedelta(seconds=RELAY_SLACK_SECONDS)
+def refunds_request_missing(*, lookback: timedelta = timedelta(days=1)) -> int:
+    """Cancelled reservations whose successful payment was not refunded in time: ask again (idempotent).
+
+    Only reservations cancelled within ``lookback`` are looked at, so the cost does not grow with history.
+    """
+    now = timezone.now()
+    cancelled = {
+        r.id: r
+        for r in Reservation.objects.using("concerts")
+        .exclude(status__in=LIVE_STATUSES)
+        .filter(updated_at__gte=now - lookback, updated_at__lt=now - timedelta(seconds=RELAY_SLACK_SECONDS))
+    }
     charged = dict(
         Payment.objects.using("payments")
-        .filter(status=PaymentStatus.SUCCEEDED, updated_at__lt=settled_before)
+        .filter(status=PaymentStatus.SUCCEEDED, reservation_id__in=list(cancelled))
         .values_list("reservation_id", "id")
     )
-    cancelled = Reservation.objects.using("concerts").exclude(status__in=LIVE_STATUSES).filter(id__in=list(charged))
     count = 0
-    for reservation in cancelled:
+    for reservation in (cancelled[rid] for rid in charged):
         with transaction.atomic(using=concerts.DB):
             concerts.reservation_request_refund(
                 reservation, reason=reservation.reason or "refund missing", payment_id=charged[reservation.id]

@@ -44,6 +44,8 @@ class SeatAdmin(ServiceModelAdmin):
     search_fields = ["label", "=id", "performance__concert__title"]
     list_select_related = ["performance__concert"]
     raw_id_fields = ["performance"]
+    # Only the saga moves a seat between AVAILABLE, HELD and SOLD (through the transition table).
+    readonly_fields = ["status"]
 
 
 @admin.register(Reservation)
