@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def database_url(alias: str) -> str:
 
 
 class Workers:
-    """Celery workers (one per service queue) and beat, as separate processes on the test databases."""
+    """Celery workers (one per service queue), the relay and beat: separate processes on the test databases."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -120,6 +121,8 @@ class Workers:
         return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def command(self, name: str) -> list[str]:
+        if name == "relay":
+            return [sys.executable, "manage.py", "relay"]
         celery = [sys.executable, "-m", "celery", "-A", "celery_app"]
         if name == "beat":
             schedule = self.log_dir / "beat-schedule"
@@ -144,11 +147,12 @@ class Workers:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        ready_before = self.log(name).count(" ready.")
+        marker = {"beat": "", "relay": "relaying"}.get(name, " ready.")
+        ready_before = self.log(name).count(marker)
         process = self.processes[name] = self.spawn(name, self.command(name))
-        if name != "beat":
+        if marker:
             deadline = time.monotonic() + 30
-            while self.log(name).count(" ready.") <= ready_before:
+            while self.log(name).count(marker) <= ready_before:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"worker {name} did not start:\n{self.log(name)[-3000:]}")
                 time.sleep(0.1)
@@ -166,6 +170,17 @@ class Workers:
         process.terminate()
         process.wait(timeout=15)
 
+    @contextmanager
+    def paused(self, *names: str) -> Iterator[None]:
+        """Without these processes for a while (say, to be the only relay)."""
+        for name in names:
+            self.stop(name)
+        try:
+            yield
+        finally:
+            for name in names:
+                self.start(name)
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             process.terminate()
@@ -182,7 +197,7 @@ def workers(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> 
     if broker_vhost() is None:
         pytest.fail("saga tests need RabbitMQ: run them through `make test` (CELERY_BROKER_URL=amqp://...)")
     pool = Workers(tmp_path_factory.mktemp("workers"))
-    for name in ("accounts", "concerts", "payments", "beat"):
+    for name in ("accounts", "concerts", "payments", "relay", "beat"):
         pool.start(name)
     yield pool
     pool.stop_all()

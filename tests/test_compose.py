@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVERS = ("postgres", "rabbitmq", "redis", "web")
-PROCESSES = ("worker-accounts", "worker-concerts", "worker-payments", "beat")
+PROCESSES = ("worker-accounts", "worker-concerts", "worker-payments", "relay", "beat")
 REQUIRED = (*SERVERS, *PROCESSES)
 
 

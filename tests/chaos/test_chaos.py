@@ -20,7 +20,7 @@ from ticketing.outbox.relay import replay
 from .conftest import FULL, pause, scaled, settle_and_audit
 
 pytestmark = [saga]
-QUEUES = ("accounts", "concerts", "payments")
+PROCESSES = ("accounts", "concerts", "payments", "relay")
 
 
 def relay_process(workers: Any, mode: str, alias: str) -> subprocess.Popen[bytes]:
@@ -31,17 +31,18 @@ def test_workers_killed_at_random_moments(workers: Any, load: Any) -> None:
     kills = int(scaled(1, 20))
     with load(seconds=scaled(6, 120)) as bookings:
         for _ in range(kills):
-            for queue in QUEUES:
+            for name in PROCESSES:
                 pause(0.2, 1.5)
-                workers.kill(queue)
-                workers.start(queue)
-    settle_and_audit("workers killed", bookings, f"kill -9 a worker of each queue, {kills}x each")
+                workers.kill(name)
+                workers.start(name)
+    fault = f"kill -9 a worker of each queue and the relay process, {kills}x each"
+    settle_and_audit("workers killed", bookings, fault)
 
 
 @override_settings(OUTBOX_FAST_PATH=False)
 def test_relay_killed_between_publish_and_mark_sent(workers: Any, load: Any) -> None:
     deaths = 0
-    with load(seconds=scaled(8, 150), rate=10) as bookings:
+    with workers.paused("relay"), load(seconds=scaled(8, 150), rate=10) as bookings:
         while deaths < scaled(5, 100) and not bookings.stopping.is_set():
             relay = relay_process(workers, "die", "concerts")
             deaths += relay.wait(timeout=60) == -9

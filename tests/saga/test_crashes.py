@@ -68,12 +68,13 @@ def test_a_relay_killed_between_publish_and_mark_sent_publishes_again_and_the_in
     fund(user.id, 100_000)
     seats = iter(make_seats(count=5, price=10_000))
     claimed: list[OutboxMessage] = []
-    while not claimed:  # beat's relay may take the row first; then book another seat
-        reservation = reservation_create(user_id=user.id, seat_id=next(seats).id)
-        claimed = [r for r in claim_due_rows(using="concerts", limit=1) if r.aggregate_id == str(reservation.id)]
-    assert publish_batch(messages_of(claimed[0])) == [True]
+    with workers.paused("relay"):
+        while not claimed:  # beat's relay may take the row first; then book another seat
+            reservation = reservation_create(user_id=user.id, seat_id=next(seats).id)
+            claimed = [r for r in claim_due_rows(using="concerts", limit=1) if r.aggregate_id == str(reservation.id)]
+        assert publish_batch(messages_of(claimed[0])) == [True]
 
-    # when the lease runs out, beat's relay publishes the row again
+    # when the lease runs out, a relay publishes the row again
     wait_for(
         lambda: OutboxMessage.objects.using("concerts").get(pk=claimed[0].pk).state == OutboxState.SENT,
         what="the row to be republished",
@@ -88,17 +89,17 @@ def test_a_relay_killed_between_publish_and_mark_sent_publishes_again_and_the_in
 
 @override_settings(OUTBOX_FAST_PATH=False)
 def test_two_relays_over_one_table_publish_every_row_exactly_once(workers: Any) -> None:
-    # given 600 unsent rows in one outbox, in 300 sagas of two events each, and no other relay
-    workers.stop("beat")
-    with transaction.atomic(using="payments"):
-        for n in range(600):
-            publish("relay-test", {"n": n}, using="payments", aggregate_id=n, correlation_id=f"saga-{n % 300}")
-    queue = f"relay_test_{uuid.uuid4().hex[:8]}"
+    with workers.paused("beat", "relay"):
+        # given 600 unsent rows in one outbox, in 300 sagas of two events each, and no other relay
+        with transaction.atomic(using="payments"):
+            for n in range(600):
+                publish("relay-test", {"n": n}, using="payments", aggregate_id=n, correlation_id=f"saga-{n % 300}")
+        queue = f"relay_test_{uuid.uuid4().hex[:8]}"
 
-    # when two relays drain the table at the same time, in small batches
-    with override_settings(OUTBOX_EVENT_ROUTES={"relay-test": [queue]}):
-        declare(queue)
-        run_in_threads([lambda: relay_pending(using="payments", max_batches=1000, batch_size=7)] * 2)
+        # when two relays drain the table at the same time, in small batches
+        with override_settings(OUTBOX_EVENT_ROUTES={"relay-test": [queue]}):
+            declare(queue)
+            run_in_threads([lambda: relay_pending(using="payments", max_batches=1000, batch_size=7)] * 2)
 
     # then every row was published exactly once, and every saga's events left in order
     messages = drain(queue)
@@ -107,7 +108,6 @@ def test_two_relays_over_one_table_publish_every_row_exactly_once(workers: Any) 
         ns = [m["payload"]["n"] for m in messages if m["correlation_id"] == saga_id]
         assert ns == sorted(ns)
     assert not OutboxMessage.objects.using("payments").exclude(state=OutboxState.SENT).exists()
-    workers.start("beat")
 
 
 # --- helpers -------------------------------------------------------------------------------------------

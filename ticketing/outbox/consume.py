@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -14,6 +13,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
+from .backoff import jittered_backoff
 from .models import InboxMessage, Redelivery
 from .publish import current_envelope
 from .services import dead_letter_record
@@ -128,7 +128,10 @@ def run_consumer(
     except TRANSIENT_ERRORS as exc:
         retries = task.request.retries
         if retries < settings.CONSUMER_MAX_RETRIES:
-            raise task.retry(exc=exc, countdown=retry_countdown(retries)) from exc
+            countdown = jittered_backoff(
+                retries, base=settings.CONSUMER_RETRY_BASE_SECONDS, cap=settings.CONSUMER_RETRY_CAP_SECONDS
+            )
+            raise task.retry(exc=exc, countdown=countdown) from exc
         handle_give_up(envelope, error=exc, using=using, give_up=give_up or {})
 
 
@@ -136,12 +139,6 @@ def refresh_connection(using: str) -> None:
     connection = connections[using]
     if not connection.in_atomic_block:
         connection.close_if_unusable_or_obsolete()
-
-
-def retry_countdown(retries: int) -> float:
-    """Exponential backoff with jitter, capped."""
-    ceiling = min(settings.CONSUMER_RETRY_CAP_SECONDS, settings.CONSUMER_RETRY_BASE_SECONDS * 2**retries)
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
 
 
 def handle_give_up(envelope: Any, *, error: Exception, using: str, give_up: Mapping[str, GiveUp]) -> None:

@@ -50,10 +50,10 @@ def publish(
 
 
 def kick_relay(using: str) -> None:
-    """The fast path: relay right after the commit instead of waiting for beat's next round."""
+    """The fast path (where there is no relay process woken by NOTIFY): relay right after the commit."""
     from .relay import relay_pending
 
     try:
         relay_pending(using=using, max_batches=1)
-    except Exception:  # beat's relay is the safety net; the caller's commit already stands
-        logger.exception("fast-path relay of %s failed; beat will retry", using)
+    except Exception:  # the other relays are the safety net; the caller's commit already stands
+        logger.exception("fast-path relay of %s failed; the relay process or beat will retry", using)

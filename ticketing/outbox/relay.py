@@ -10,7 +10,6 @@ again when the lease ends: they are published twice and the consumers' inbox abs
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from .backoff import jittered_backoff
 from .broker import Outgoing, publish_batch
 from .models import OutboxMessage, OutboxState
 
@@ -87,12 +87,6 @@ def messages_of(row: OutboxMessage) -> list[Outgoing]:
     return [Outgoing(queue, row.envelope(), headers) for queue in queues]
 
 
-def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with full jitter, capped."""
-    ceiling = min(settings.OUTBOX_BACKOFF_CAP_SECONDS, 2**attempts)
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
-
-
 def record_failure(rows: list[OutboxMessage], *, error: str, using: str) -> None:
     now = timezone.now()
     for row in rows:
@@ -101,7 +95,8 @@ def record_failure(rows: list[OutboxMessage], *, error: str, using: str) -> None
         if row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
             row.state = OutboxState.DEAD
             logger.error("outbox %s: %s is dead after %d attempts: %s", using, row, row.attempts, error)
-        row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
+        delay = jittered_backoff(row.attempts, base=1, cap=settings.OUTBOX_BACKOFF_CAP_SECONDS)
+        row.next_attempt_at = now + timedelta(seconds=delay)
     OutboxMessage.objects.using(using).bulk_update(rows, ["attempts", "last_error", "state", "next_attempt_at"])
 
 

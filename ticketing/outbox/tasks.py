@@ -9,7 +9,7 @@ from .services import retention_sweep
 
 @shared_task(name="outbox.relay", ignore_result=True, acks_late=False)
 def relay(*, using: str) -> int:
-    """Beat's safety net: publish whatever the fast path left behind."""
+    """Beat's safety net: publish whatever the relay process (or the fast path) left behind."""
     refresh_connection(using)
     return relay_pending(using=using)
 
