@@ -42,11 +42,13 @@ def notified(raw: object) -> bool:
     return got
 
 
-def run_relay(aliases: Iterable[str], *, idle_seconds: float = 1.0, poll_seconds: float = 0.05) -> None:
+def run_relay(
+    aliases: Iterable[str], *, idle_seconds: float = 1.0, poll_seconds: float = 0.05, gather_seconds: float = 0.0
+) -> None:
     aliases = list(aliases)
     while True:
         try:
-            serve(aliases, idle_seconds=idle_seconds, poll_seconds=poll_seconds)
+            serve(aliases, idle_seconds=idle_seconds, poll_seconds=poll_seconds, gather_seconds=gather_seconds)
         except Exception:  # a database or the broker went away: start over on fresh connections
             logger.exception("relay: restarting in 1 s")
             for alias in aliases:
@@ -54,15 +56,18 @@ def run_relay(aliases: Iterable[str], *, idle_seconds: float = 1.0, poll_seconds
             time.sleep(1)
 
 
-def serve(aliases: list[str], *, idle_seconds: float, poll_seconds: float) -> None:
+def serve(aliases: list[str], *, idle_seconds: float, poll_seconds: float, gather_seconds: float) -> None:
     raws = {alias: listen(alias) for alias in aliases}
     listening = {raw: alias for alias, raw in raws.items() if raw is not None}
     polled = [alias for alias, raw in raws.items() if raw is None]
     due = set(aliases)  # drain everything once at start
     last_full = time.monotonic()
     while True:
+        drained_at = time.monotonic()
         for alias in sorted(due):
             relay_pending(using=alias, max_batches=50)
+        # Under load, let commits gather for a moment so that one drain publishes them together.
+        time.sleep(max(0.0, drained_at + gather_seconds - time.monotonic()))
         timeout = poll_seconds if polled else idle_seconds
         ready, _, _ = select.select(list(listening), [], [], timeout)
         due = {listening[raw] for raw in ready if notified(raw)} | set(polled)

@@ -17,4 +17,4 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         aliases = options["using"] or list(settings.DATABASES)
         self.stdout.write(f"relaying {', '.join(aliases)}")
-        run_relay(aliases)
+        run_relay(aliases, gather_seconds=settings.OUTBOX_RELAY_GATHER_SECONDS)
