@@ -46,6 +46,9 @@ class OutboxMessage(models.Model):
                 name="outbox_due_idx",
                 condition=Q(state="PENDING"),
             ),
+            # The claim walks pending rows in id order; without this PostgreSQL sorts them (measured in
+            # bench/relay.py: 878 against 1,546 rows/s behind 200,000 sent rows).
+            models.Index(fields=["id"], name="outbox_pending_id_idx", condition=Q(state="PENDING")),
             models.Index(
                 fields=["correlation_id", "id"],
                 name="outbox_unsent_corr_idx",
