@@ -19,7 +19,7 @@ TEST_ENV := TICKETING_TEST_RUN=$(TEST_RUN) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
 
-.PHONY: install migrate demo run test lint check-types check-imports pytest chaos clean
+.PHONY: install migrate demo run test lint check-types check-imports pytest chaos bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ test: lint check-types check-imports pytest
 chaos: install
 	@$(TEST_ENV) CHAOS_SCALE=full CHAOS_RESULTS=$(CURDIR)/var/chaos-results.json \
 		$(BIN)/pytest -q -s tests/chaos $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
+
+# Benchmarks (minutes; see docs/BENCHMARKS.md): the saga end to end, then the relay alone.
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(BIN)/python -m bench.saga --mode closed --concurrency 16 --duration 15 --repeat 3
+	$(BIN)/python -m bench.saga --mode open --rate 20 --duration 15 --repeat 3
+	$(BIN)/python -m bench.relay
 
 clean:
 	rm -rf var/*.sqlite3* var/broker var/test-*
