@@ -394,37 +394,20 @@ def insert_history(n: int) -> None:
         )
 
 
-def cheap_repr(*, on: bool) -> None:
-    """The bench's experiment: a short argsrepr/kwargsrepr passed to Celery's as_task_v2 (instance attribute)."""
-    from celery import current_app
-
-    amqp = current_app.amqp
-    if not on:
-        amqp.__dict__.pop("as_task_v2", None)
-        return
-    original = type(amqp).as_task_v2.__get__(amqp)
-
-    def as_task_v2(task_id: str, name: str, args: Any = None, **options: Any) -> Any:
-        envelope = args[0]
-        argsrepr = f"[<{envelope['event']} {envelope['event_id']}>]"
-        return original(task_id, name, args=args, argsrepr=argsrepr, kwargsrepr="{}", **options)
-
-    amqp.as_task_v2 = as_task_v2
+PENDING_ID_INDEX = "outbox_pending_id_idx"  # ticketing/outbox migration 0004
 
 
-PENDING_ID_INDEX = "bench_outbox_pending_id_idx"
-
-
-def pending_id_index(create: bool) -> None:
-    """The bench's experiment: CREATE/DROP INDEX ... (id) WHERE state = 'PENDING' in the bench database only."""
+def pending_id_index(*, present: bool) -> None:
+    """The bench's experiment: the app's (id) WHERE state = 'PENDING' index dropped, or put back (bench db only)."""
     from django.db import connections
 
     from ticketing.outbox.models import OutboxMessage
 
     with connections[ALIAS].cursor() as cur:
-        if create:
+        if present:
             cur.execute(
-                f"CREATE INDEX {PENDING_ID_INDEX} ON {OutboxMessage._meta.db_table} (id) WHERE state = 'PENDING'"
+                f"CREATE INDEX IF NOT EXISTS {PENDING_ID_INDEX} ON {OutboxMessage._meta.db_table} (id)"
+                " WHERE state = 'PENDING'"
             )
         else:
             cur.execute(f"DROP INDEX IF EXISTS {PENDING_ID_INDEX}")
@@ -490,11 +473,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "ours B=100": {"kind": "ours", "batch": 100},
     "ours B=500": {"kind": "ours", "batch": 500},
     "ours B=100 +200k SENT rows": {"kind": "ours", "batch": 100, "history": 200_000},
-    # An experiment, not the application's schema: a partial index that serves "PENDING ORDER BY id".
-    "ours B=100 +200k SENT +pending-id index": {"kind": "ours", "batch": 100, "history": 200_000, "index": 1},
-    # An experiment, not the application's code: as_task_v2 given argsrepr/kwargsrepr, so Celery does not
-    # saferepr() the envelope (nor read two settings) for every message.
-    "ours B=100 +argsrepr given": {"kind": "ours", "batch": 100, "cheap_repr": 1},
+    # An experiment on the bench database: without the pending-id index of migration 0004.
+    "ours B=100 +200k SENT -pending-id index": {"kind": "ours", "batch": 100, "history": 200_000, "no_index": 1},
     "send_task+confirm B=100": {"kind": "send_task", "batch": 100, "confirm": True},
     "send_task no confirm B=100": {"kind": "send_task", "batch": 100, "confirm": False},
     "dco default": {"kind": "dco", "env": {}},
@@ -512,7 +492,7 @@ def drain_ours(world: World, name: str, config: dict[str, Any], rows: int, label
     reset_outbox()
     queue_purge(world.broker_url, QUEUE)
     history = config.get("history", 0)
-    pending_id_index(create=bool(config.get("index")))
+    pending_id_index(present=not config.get("no_index"))
     if history:
         insert_history(history)
     insert_rows(rows, tag=f"{label}-{secrets.token_hex(3)}")
@@ -528,8 +508,6 @@ def drain_ours(world: World, name: str, config: dict[str, Any], rows: int, label
         return sent
 
     relay_module.publish_rows = counted
-    if config.get("cheap_repr"):
-        cheap_repr(on=True)
     if config["kind"] == "send_task":
         relay_module.publish_batch = per_message_send_task(confirm=config["confirm"])
     try:
@@ -542,10 +520,8 @@ def drain_ours(world: World, name: str, config: dict[str, Any], rows: int, label
     finally:
         relay_module.publish_rows, relay_module.publish_batch = original_rows, original_batch
         progress.finish()
-    if config.get("index"):
-        pending_id_index(create=False)
-    if config.get("cheap_repr"):
-        cheap_repr(on=False)
+    if config.get("no_index"):
+        pending_id_index(present=True)
     states = outbox_states()
     depth = safe_queue_depth(world.broker_url, QUEUE, rows)
     ok = sent == rows and states == {"SENT": rows + history} and depth == rows
@@ -600,10 +576,10 @@ def explain_claims(world: World, rows: int) -> dict[str, str]:
     insert_rows(rows, tag="explain-history")
     vacuum_analyze()
     plans[f"200000 sent + {rows} pending (VACUUM ANALYZE), limit 100"] = plan(100)
-    pending_id_index(create=True)
+    pending_id_index(present=False)
     vacuum_analyze()
-    plans[f"200000 sent + {rows} pending (VACUUM ANALYZE) + bench pending-id index, limit 100"] = plan(100)
-    pending_id_index(create=False)
+    plans[f"200000 sent + {rows} pending (VACUUM ANALYZE), without the pending-id index, limit 100"] = plan(100)
+    pending_id_index(present=True)
     reset_outbox()
     return plans
 
@@ -611,8 +587,19 @@ def explain_claims(world: World, rows: int) -> dict[str, str]:
 # --- Latency at a steady rate ------------------------------------------------------------------------------------
 
 
+class StopRelay(Exception):
+    pass
+
+
 def latency_run(
-    world: World, *, fast_path: bool, rate: float, duration: float, label: str, history: int = 0
+    world: World,
+    *,
+    fast_path: bool,
+    rate: float,
+    duration: float,
+    label: str,
+    history: int = 0,
+    relay_process: bool = False,
 ) -> dict[str, Any]:
     from celery import current_app
     from django.conf import settings
@@ -627,6 +614,7 @@ def latency_run(
     if history:
         insert_history(history)
         vacuum_analyze()
+    fast_path_setting = settings.OUTBOX_FAST_PATH
     settings.OUTBOX_FAST_PATH = fast_path
     total = int(rate * duration)
     tag = f"lat-{secrets.token_hex(3)}"
@@ -695,10 +683,37 @@ def latency_run(
         finally:
             connections.close_all()
 
+    def relay_process_thread() -> None:
+        """``manage.py relay``'s loop (LISTEN/NOTIFY, the gather delay of the settings), stopped by the harness."""
+        import ticketing.outbox.listener as listener
+
+        real = listener.relay_pending
+
+        def relay_or_stop(**kwargs: Any) -> int:
+            if stop.is_set():
+                raise StopRelay
+            return real(**kwargs)
+
+        listener.relay_pending = relay_or_stop
+        try:
+            listener.serve(
+                [ALIAS], idle_seconds=1.0, poll_seconds=0.05, gather_seconds=settings.OUTBOX_RELAY_GATHER_SECONDS
+            )
+        except StopRelay:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            listener.relay_pending = real
+            connections.close_all()
+
     threads = [threading.Thread(target=consumer, daemon=True), threading.Thread(target=beat, daemon=True)]
+    if relay_process:
+        threads.append(threading.Thread(target=relay_process_thread, daemon=True))
     threads[0].start()
     ready.wait(10)
-    threads[1].start()
+    for thread in threads[1:]:
+        thread.start()
     warnings = WarningCounter().__enter__()
     before = cpu_snapshot(list(world.dbs.values()))
     t0 = time.perf_counter()
@@ -715,15 +730,17 @@ def latency_run(
     after = cpu_snapshot(list(world.dbs.values()))
     stop.set()
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=5)  # the relay process notices the stop within its idle second
     if sys.stdout.isatty():
         print("\r\033[K", end="", flush=True)
-    settings.OUTBOX_FAST_PATH = True
+    settings.OUTBOX_FAST_PATH = fast_path_setting
     warnings.__exit__()
     commit_to_consume = [consumed[k] - committed[k] for k in consumed if k in committed]
     created_to_consume = [consumed[k] - occurred[k] for k in consumed]
     return {
+        "mode": latency_name(fast_path, relay_process, history),
         "fast_path": fast_path,
+        "relay_process": relay_process,
         "history_sent_rows": history,
         "rate": rate,
         "duration_s": duration,
@@ -740,6 +757,96 @@ def latency_run(
         "publish_failures": len(warnings.records),
         "cpu": cpu_delta(before, after, wall=insert_wall, rows=total),
         "loadavg": os.getloadavg(),
+    }
+
+
+def notify_probe(world: World, *, pairs: int = 10, gap: float = 0.003, quiet: float = 1.3) -> dict[str, Any]:
+    """The relay process at low traffic: pairs of commits ``gap`` apart, then ``quiet`` seconds of nothing.
+
+    The second commit of a pair tends to land while the relay drains the first one; its NOTIFY then
+    arrives while the relay's own queries run on the LISTENing connection.
+    """
+    from celery import current_app
+    from django.conf import settings
+    from django.db import connections, transaction
+    from kombu import Connection, Consumer
+
+    import ticketing.outbox.listener as listener
+    from ticketing.outbox.publish import publish
+
+    reset_outbox()
+    queue_purge(world.broker_url, QUEUE)
+    fast_path_setting = settings.OUTBOX_FAST_PATH
+    settings.OUTBOX_FAST_PATH = False
+    stop = threading.Event()
+    committed: dict[str, float] = {}
+    consumed: dict[str, float] = {}
+    real = listener.relay_pending
+
+    def consumer() -> None:
+        with Connection(world.broker_url) as conn:
+
+            def on_message(body: Any, message: Any) -> None:
+                consumed[body[0][0]["correlation_id"]] = time.time()
+
+            queue = current_app.amqp.queues[QUEUE]
+            with Consumer(conn, queues=[queue], callbacks=[on_message], accept=["json"], no_ack=True):
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=0.2)
+
+    def relay_or_stop(**kwargs: Any) -> int:
+        if stop.is_set():
+            raise StopRelay
+        return real(**kwargs)
+
+    def relay() -> None:
+        try:
+            listener.serve(
+                [ALIAS], idle_seconds=1.0, poll_seconds=0.05, gather_seconds=settings.OUTBOX_RELAY_GATHER_SECONDS
+            )
+        except StopRelay:
+            pass
+        finally:
+            connections.close_all()
+
+    def commit(key: str) -> None:
+        with transaction.atomic(using=ALIAS):
+            transaction.on_commit(lambda: committed.__setitem__(key, time.time()), using=ALIAS)
+            publish(EVENT, {"probe": key}, using=ALIAS, aggregate_id=1, correlation_id=key)
+
+    listener.relay_pending = relay_or_stop
+    threads = [threading.Thread(target=consumer, daemon=True), threading.Thread(target=relay, daemon=True)]
+    try:
+        threads[0].start()
+        time.sleep(0.5)
+        threads[1].start()
+        time.sleep(1.5)
+        for i in range(pairs):
+            commit(f"first-{i}")
+            time.sleep(gap)
+            commit(f"second-{i}")
+            time.sleep(quiet)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        listener.relay_pending = real
+        settings.OUTBOX_FAST_PATH = fast_path_setting
+        connections.close_all()
+
+    def lat(prefix: str) -> list[float]:
+        return [consumed[k] - committed[k] for k in committed if k.startswith(prefix) and k in consumed]
+
+    return {
+        "pairs": pairs,
+        "gap_s": gap,
+        "quiet_s": quiet,
+        "first_commit_to_consumed_ms": percentiles(lat("first-")),
+        "second_commit_to_consumed_ms": percentiles(lat("second-")),
+        "second_over_500ms": sum(1 for v in lat("second-") if v > 0.5),
+        "lost": 2 * pairs - len(consumed),
     }
 
 
@@ -916,6 +1023,23 @@ def profile_drain(world: World, rows: int, batch: int, stamp: str) -> dict[str, 
 # --- Reporting -------------------------------------------------------------------------------------------------------
 
 
+def code_fingerprint() -> dict[str, Any]:
+    """What relay code was measured: the outbox app's files (the tree changes while benchmarks run)."""
+    import hashlib
+
+    files = [*sorted((ROOT / "ticketing" / "outbox").rglob("*.py")), ROOT / "ticketing" / "settings.py"]
+    digest = hashlib.sha256()
+    listing = {}
+    for path in files:
+        data = path.read_bytes()
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + data)
+        listing[str(path.relative_to(ROOT))] = {
+            "sha256": hashlib.sha256(data).hexdigest()[:12],
+            "mtime": datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds"),
+        }
+    return {"sha256": digest.hexdigest()[:16], "files": listing}
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     with open("/proc/cpuinfo") as f:
@@ -982,26 +1106,30 @@ def summarize(reps: list[dict[str, Any]], reference: str) -> dict[str, Any]:
     return summary
 
 
-LATENCY_CONFIGS = [(True, 0), (False, 0), (True, 200_000)]
+# (fast path, relay process, SENT rows in the table); beat's 1 s relay runs in every one.
+LATENCY_CONFIGS = [(False, True, 0), (True, False, 0), (False, False, 0), (False, True, 200_000)]
 
 
-def latency_name(fast: bool, history: int) -> str:
-    return f"fast path {'on' if fast else 'off'}" + (f", {history // 1000}k SENT rows in the table" if history else "")
+def latency_name(fast: bool, relay_process: bool, history: int) -> str:
+    parts = ["relay process (NOTIFY)" if relay_process else "", "fast path" if fast else ""]
+    name = " + ".join(p for p in parts if p) or "beat's 1 s relay only"
+    return name + (f", {history // 1000}k SENT rows in the table" if history else "")
 
 
 def summarize_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = {}
-    for fast, history in LATENCY_CONFIGS:
-        mine = [r for r in runs if r["verified"] and r["fast_path"] is fast and r["history_sent_rows"] == history]
+    for fast, relay_process, history in LATENCY_CONFIGS:
+        name = latency_name(fast, relay_process, history)
+        mine = [r for r in runs if r["verified"] and r["mode"] == name]
         if not mine:
             continue
         entry: dict[str, Any] = {"runs": len(mine)}
         for metric in ("commit_to_consumed_ms", "created_to_consumed_ms", "transaction_incl_on_commit_ms"):
             values = {p: [r[metric][p] for r in mine if r[metric][p] is not None] for p in ("p50", "p95", "p99", "max")}
             entry[metric] = {p: spread(v) for p, v in values.items() if v}
-        entry["discarded_runs"] = sum(1 for r in runs if not r["verified"] and r["fast_path"] is fast)
+        entry["discarded_runs"] = sum(1 for r in runs if not r["verified"] and r["mode"] == name)
         entry["achieved_rate"] = spread([r["achieved_rate"] for r in mine])
-        out[latency_name(fast, history)] = entry
+        out[name] = entry
     return out
 
 
@@ -1085,6 +1213,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.now().astimezone().isoformat(timespec="seconds"),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "internal_dco"},
         "machine": machine_info(),
+        "code": code_fingerprint(),
         "loadavg_at_start": os.getloadavg(),
         "throughput": [],
         "latency": [],
@@ -1125,8 +1254,8 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{label} {name}: NOT VERIFIED (discarded, done again): {json.dumps(r, default=str)[:600]}")
                     world.reset_broker_state()
             if not args.no_latency:
-                for fast, history in LATENCY_CONFIGS:
-                    label = f"rep {rep}/{args.repeat} latency {latency_name(fast, history)}"
+                for fast, relay_process, history in LATENCY_CONFIGS:
+                    label = f"rep {rep}/{args.repeat} latency {latency_name(fast, relay_process, history)}"
                     for attempt in range(1, 4):
                         r = latency_run(
                             world,
@@ -1135,6 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
                             duration=args.latency_duration,
                             label=label,
                             history=history,
+                            relay_process=relay_process,
                         )
                         r["rep"], r["attempt"] = rep, attempt
                         result["latency"].append(r)
@@ -1148,6 +1278,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"p50 {c['p50']} p95 {c['p95']} p99 {c['p99']} max {c['max']} ms; transaction p50 "
                         f"{t['p50']} p99 {t['p99']} ms"
                     )
+        if not args.no_latency:
+            probe = result["notify_probe"] = notify_probe(world)
+            log(
+                f"relay process, pairs of commits {probe['gap_s'] * 1000:.0f} ms apart: second commit -> consumed "
+                f"{probe['second_commit_to_consumed_ms']}; {probe['second_over_500ms']}/{probe['pairs']} over 500 ms"
+            )
         result["summary"] = summarize(result["throughput"], "ours B=100")
         result["latency_summary"] = summarize_latency(result["latency"])
         if args.profile:
@@ -1156,6 +1292,9 @@ def main(argv: list[str] | None = None) -> int:
                 profile_drain(world, args.rows_b1 or args.rows // 4, 1, stamp),
             ]
         result["loadavg_at_end"] = os.getloadavg()
+        if code_fingerprint()["sha256"] != result["code"]["sha256"]:
+            result["code_changed_during_run"] = code_fingerprint()
+            log("the outbox code changed while this ran: see code_changed_during_run")
         result["status"] = "OK"
         if not args.no_chart:
             note = f"{result['machine']['nproc']} cores, {args.rows} rows per drain, {args.repeat} runs, run {run}"
