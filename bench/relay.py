@@ -14,8 +14,10 @@ all migrated; the benchmark uses ``payments``), one more for django-celery-outbo
    ``send_task`` per message on a ``confirm_publish=True`` connection (what the relay did before), and,
    for scale, the same without confirms (unsafe: a lost message would go unnoticed).
 3. Latency at a steady insert rate: one ``publish()`` per transaction at a fixed rate; a kombu consumer
-   (its own connection) measures commit -> consumed for each message, with the fast path on and off;
-   a "beat" thread calls ``relay_pending(using="payments")`` every second in both cases, as beat does.
+   (its own connection) measures commit -> consumed for each message, with the relay process
+   (``listener.serve``: LISTEN/NOTIFY, in a thread), with the fast path (on_commit kick), and with
+   neither; a "beat" thread calls ``relay_pending(using="payments")`` every second in all of them, as beat
+   does. Then a probe of the relay process at low traffic: pairs of commits 3 ms apart.
 4. django-celery-outbox (PyPI), configured as its README says (bench/dco_settings.py, bench/dco_app.py),
    in a subprocess: N rows written through its ``OutboxCelery.send_task`` inside ``transaction.atomic``,
    then its ``Relay`` run (its management command's defaults) until its table is empty.
@@ -35,6 +37,7 @@ import math
 import os
 import platform
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -284,6 +287,7 @@ class World:
         if self.vhost_created:
             rabbitmqctl("delete_vhost", self.vhost)
             self.vhost_created = False
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def queue_depth(broker_url: str, queue: str) -> int:
@@ -1153,8 +1157,8 @@ def chart(summary: dict[str, Any], path: Path, note: str) -> str | None:
     ax.set_xscale("log")
     ax.set_xlabel("confirmed publishes per second (median, min-max whiskers; log scale)")
     ax.set_title("Outbox relay drain throughput")
-    for bar, value in zip(bars, medians, strict=True):
-        ax.text(value * 1.05, bar.get_y() + bar.get_height() / 2, f"{value:,.0f}", va="center", fontsize=9)
+    for bar, value, high in zip(bars, medians, highs, strict=True):
+        ax.text((value + high) * 1.08, bar.get_y() + bar.get_height() / 2, f"{value:,.0f}", va="center", fontsize=9)
     ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#4a5568")
     ax.set_xlim(right=max(medians) * 4)
     fig.tight_layout()
@@ -1181,6 +1185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the databases and the vhost")
     parser.add_argument("--out", type=Path, help="result file (default bench/results/<timestamp>-relay.json)")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--chart-from", type=Path, help="only draw docs/relay-throughput.png from a result file")
     parser.add_argument("--internal-dco", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1197,6 +1202,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.internal_dco:
         return internal_dco(args)
+    if args.chart_from:
+        saved = json.loads(args.chart_from.read_text())
+        cfg = saved["config"]
+        note = f"{saved['machine']['nproc']} cores, {cfg['rows']} rows per drain, {cfg['repeat']} runs"
+        note += f", run {saved['run']}"
+        log(f"chart: {chart(saved['summary'], CHART, note) or 'matplotlib not importable'}")
+        return 0
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -69,8 +69,12 @@ def serve(aliases: list[str], *, idle_seconds: float, poll_seconds: float, gathe
         # Under load, let commits gather for a moment so that one drain publishes them together.
         time.sleep(max(0.0, drained_at + gather_seconds - time.monotonic()))
         timeout = poll_seconds if polled else idle_seconds
-        ready, _, _ = select.select(list(listening), [], [], timeout)
-        due = {listening[raw] for raw in ready if notified(raw)} | set(polled)
+        # A notification read in passing by the relay's own queries is already in ``notifies``.
+        waiting = {listening[raw] for raw in listening if raw.notifies}  # type: ignore[attr-defined]
+        for raw in listening:
+            raw.notifies.clear()  # type: ignore[attr-defined]
+        ready, _, _ = select.select(list(listening), [], [], 0 if waiting else timeout)
+        due = waiting | {listening[raw] for raw in ready if notified(raw)} | set(polled)
         if time.monotonic() - last_full >= idle_seconds:
             due |= set(aliases)
             last_full = time.monotonic()

@@ -32,8 +32,9 @@ def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None =
         rows = claim_due_rows(using=using, limit=limit)
         if not rows:
             break
-        sent_total += publish_rows(rows, using=using)
-        if len(rows) < limit:
+        sent = publish_rows(rows, using=using)
+        sent_total += sent
+        if len(rows) < limit or not sent:  # a batch that failed: the broker is away, try again later
             break
     return sent_total
 
