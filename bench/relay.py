@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -46,32 +44,36 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
-PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
-RESULTS = ROOT / "bench" / "results"
+from bench.common import (
+    AMQP_URL,
+    CLK_TCK,
+    PACKAGES,
+    PG,
+    PG_URL,
+    PYTHON,
+    RESULTS,
+    ROOT,
+    SERVICES,
+    logger,
+    machine_info,
+    percentiles,
+    rabbitmqctl,
+)
+
+log = logger("relay")
+
 CHART = ROOT / "docs" / "relay-throughput.png"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "root"}
-PG_URL = "postgres://root@127.0.0.1:5432"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672"
-SERVICES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}  # service -> alias
 ALIAS = "payments"
 EVENT = "bench-event"
 QUEUE = "payments"  # the queue the bench event is routed to; nothing consumes it in the bench vhost
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HUGE = 10**9
-
-
-def log(message: str) -> None:
-    print(f"\r\033[K[relay] {message}" if sys.stdout.isatty() else f"[relay] {message}", flush=True)
 
 
 class Progress:
@@ -101,30 +103,8 @@ class Progress:
             print("\r\033[K", end="", flush=True)
 
 
-def percentiles(values: Iterable[float], scale: float = 1000.0) -> dict[str, float | None]:
-    """p50/p95/p99/max (linear interpolation), scaled (seconds to ms by default)."""
-    data = sorted(values)
-    if not data:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-
-    def at(p: float) -> float:
-        k = (len(data) - 1) * p / 100
-        lo = math.floor(k)
-        hi = min(lo + 1, len(data) - 1)
-        return round((data[lo] + (data[hi] - data[lo]) * (k - lo)) * scale, 2)
-
-    return {"n": len(data), "p50": at(50), "p95": at(95), "p99": at(99), "max": round(data[-1] * scale, 2)}
-
-
 def spread(values: Sequence[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
-
-
-def rabbitmqctl(*args: str) -> str:
-    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
 
 
 # --- CPU accounting: who burnt the CPU during a drain ------------------------------------------------------------
@@ -1044,43 +1024,6 @@ def code_fingerprint() -> dict[str, Any]:
     return {"sha256": digest.hexdigest()[:16], "files": listing}
 
 
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    conn = psycopg2.connect(**PG, dbname="postgres")
-    with conn.cursor() as cur:
-        cur.execute("SHOW server_version")
-        pg_version = cur.fetchone()[0]  # type: ignore[index]
-    conn.close()
-    try:
-        rabbit = rabbitmqctl("version").strip()
-    except (RuntimeError, OSError):
-        rabbit = "unknown"
-    packages = ("Django", "celery", "kombu", "amqp", "psycopg2-binary", "django-celery-outbox", "matplotlib")
-    versions = {}
-    for pkg in packages:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "postgresql": pg_version,
-        "rabbitmq": rabbit,
-        **versions,
-    }
-
-
 def summarize(reps: list[dict[str, Any]], reference: str) -> dict[str, Any]:
     by_config: dict[str, list[dict[str, Any]]] = {}
     discarded: dict[str, int] = {}
@@ -1224,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": run,
         "started": datetime.now().astimezone().isoformat(timespec="seconds"),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "internal_dco"},
-        "machine": machine_info(),
+        "machine": machine_info([*PACKAGES, "django-celery-outbox", "matplotlib"]),
         "code": code_fingerprint(),
         "loadavg_at_start": os.getloadavg(),
         "throughput": [],

@@ -2,12 +2,15 @@
 
     .venv/bin/python -m bench.saga --mode closed --concurrency 16 --duration 15
     .venv/bin/python -m bench.saga --mode open --rate 20 --duration 15 --repeat 3
+    .venv/bin/python -m bench.saga --configs ours,delay,dco --repeat 3 --chart docs/saga-throughput.png
 
 The harness builds a world of its own (three fresh PostgreSQL databases, a RabbitMQ vhost, users with
 funded wallets, seats), starts gunicorn, one Celery worker per queue and celery beat on it the way the
 Procfile does, books seats through ``POST /api/reservations/`` and watches the concerts database until
 every saga is CONFIRMED or SYSTEM_CANCELED. It then runs ``manage.py audit_sagas --idle``: a run whose
-audit fails is FAILED. Everything it started is stopped, and its databases and vhost are dropped,
+audit fails is FAILED. ``--configs`` runs the same saga through other ways of publishing (``CONFIGS``),
+each repeat going through every configuration in turn, on a fresh set of processes, so that their
+ratios come from one run. Everything it started is stopped, and its databases and vhost are dropped,
 unless ``--keep``. The result goes to ``bench/results/<timestamp>-saga.json``. See bench/README.md.
 """
 
@@ -18,9 +21,7 @@ import contextlib
 import http.client
 import itertools
 import json
-import math
 import os
-import platform
 import queue
 import secrets
 import shutil
@@ -33,66 +34,68 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
-PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
-RESULTS = ROOT / "bench" / "results"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "root"}
-PG_URL = "postgres://root@127.0.0.1:5432"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672"
-SERVICES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}  # service -> database alias
+from bench.common import (
+    AMQP_URL,
+    BIN,
+    CLK_TCK,
+    PACKAGES,
+    PG,
+    PG_URL,
+    PYTHON,
+    RESULTS,
+    ROOT,
+    SERVICES,
+    logger,
+    machine_info,
+    percentiles,
+    rabbitmqctl,
+    run_quiet,
+)
+
+log = logger("bench")
+
 QUEUE_CONCURRENCY = {"accounts": 1, "concerts": 2, "payments": 2}  # as in the Procfile
 TERMINAL = ("CONFIRMED", "SYSTEM_CANCELED")
 SEAT_PRICE = 1_000
 TOP_UP = 100_000_000  # one top-up pays for 100,000 seats
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NOT_THE_SYSTEM = {"harness", "postgres (other)", "other processes"}
+PUBLISH_BACKEND = "OUTBOX_PUBLISH_BACKEND"
 
 
-def log(message: str) -> None:
-    print(f"\r\033[K[bench] {message}" if sys.stdout.isatty() else f"[bench] {message}", flush=True)
+@dataclass(frozen=True)
+class Config:
+    title: str
+    env: dict[str, str]
+    relays: dict[str, dict[str, str]]  # process name -> its extra environment
 
 
-def percentiles(values: Iterable[float], scale: float = 1000.0) -> dict[str, float | None]:
-    """p50/p95/p99/max (linear interpolation), scaled (seconds to ms by default)."""
-    data = sorted(values)
-    if not data:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-
-    def at(p: float) -> float:
-        k = (len(data) - 1) * p / 100
-        lo = math.floor(k)
-        hi = min(lo + 1, len(data) - 1)
-        return round((data[lo] + (data[hi] - data[lo]) * (k - lo)) * scale, 2)
-
-    return {"n": len(data), "p50": at(50), "p95": at(95), "p99": at(99), "max": round(data[-1] * scale, 2)}
-
-
-def run_quiet(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 120) -> str:
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
-
-
-def rabbitmqctl(*args: str) -> str:
-    return run_quiet(["rabbitmqctl", "-q", *args], timeout=60)
+MANAGE = [PYTHON, "manage.py"]
+CONFIGS = {
+    "ours": Config("ours: outbox + relay process", {}, {"relay": {}}),
+    "delay": Config(
+        ".delay() after commit (unsafe)", {PUBLISH_BACKEND: "bench.publishers.delay_after_commit"}, relays={}
+    ),
+    "dco": Config(
+        "django-celery-outbox",
+        {PUBLISH_BACKEND: "bench.publishers.django_celery_outbox"},
+        {f"dco-relay-{alias}": {"BENCH_DCO_DATABASE": alias} for alias in ("concerts", "payments")},
+    ),
+}
 
 
 # --- The world: databases, vhost, environment, data -----------------------------------------------------
 
 
 class World:
-    def __init__(self, run: str, *, extra_env: dict[str, str]) -> None:
+    def __init__(self, run: str, *, extra_env: dict[str, str], settings_module: str) -> None:
         self.run = run
         self.dbs = {alias: f"bench_{run}_{service}" for service, alias in SERVICES.items()}
         self.vhost = f"bench_{run}"
@@ -111,7 +114,7 @@ class World:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "LOG_LEVEL": "WARNING",
                 "TICKETING_VAR_DIR": str(self.tmp / "var"),
-                "DJANGO_SETTINGS_MODULE": "ticketing.settings",
+                "DJANGO_SETTINGS_MODULE": settings_module,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -288,8 +291,9 @@ def free_port() -> int:
 class System:
     """gunicorn, a Celery worker per queue, the relay and beat, as in the Procfile, each in a session of its own."""
 
-    def __init__(self, world: World, *, web_workers: int, log_dir: Path) -> None:
+    def __init__(self, world: World, config: Config, *, web_workers: int, log_dir: Path) -> None:
         self.world = world
+        self.env = {**world.env, **config.env}
         self.port = free_port()
         self.log_dir = log_dir
         celery = [str(BIN / "celery"), "-A", "celery_app"]
@@ -310,14 +314,17 @@ class System:
             "-l",
             "WARNING",
         ]
-        self.commands["relay"] = [str(BIN / "python"), "manage.py", "relay"]
+        self.envs = dict.fromkeys(self.commands, self.env)
+        for name, env in config.relays.items():
+            self.commands[name] = [*MANAGE, "relay" if name == "relay" else "celery_outbox_relay"]
+            self.envs[name] = {**self.env, **env}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
         for name, argv in self.commands.items():
             with (self.log_dir / f"{name}.log").open("ab") as out:
                 self.procs[name] = subprocess.Popen(
-                    argv, cwd=ROOT, env=self.world.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    argv, cwd=ROOT, env=self.envs[name], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
                 )
 
     def pids(self) -> dict[int, str]:
@@ -475,6 +482,23 @@ class CpuSampler(threading.Thread):
             # Interrupt time, and what processes that exited between two samples did.
             "unattributed_s": round(busy - sum(seconds.values()), 2),
         }
+
+    def rss_mb(self) -> dict[str, float]:
+        """The largest resident set of any one of our processes in each group, now, in MiB."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        with self.lock:
+            keys = [(pid, group) for (pid, _), (group, _) in self.last.items()]
+        largest: dict[str, float] = {}
+        for pid, group in keys:
+            if group in NOT_THE_SYSTEM or group == "rabbitmq" or group.startswith("postgres"):
+                continue  # the servers and the bystanders
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    rss = int(f.read().split()[1]) * page / 2**20
+            except OSError:
+                continue  # gone
+            largest[group] = round(max(largest.get(group, 0.0), rss), 1)
+        return dict(sorted(largest.items()))
 
 
 def machine_ticks() -> list[int]:
@@ -925,46 +949,15 @@ def code_fingerprint() -> dict[str, Any]:
 def log_problems(log_dir: Path) -> dict[str, Any]:
     """WARNING and worse lines the processes logged, counted per process, with a few examples."""
     found: dict[str, Any] = {}
-    for path in sorted(log_dir.glob("*.log")):
+    for path in sorted(log_dir.glob("**/*.log")):
         lines = [
             line
             for line in path.read_text(errors="replace").splitlines()
             if any(level in line for level in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback"))
         ]
         if lines:
-            found[path.stem] = {"count": len(lines), "first": lines[:5]}
+            found[str(path.relative_to(log_dir).with_suffix(""))] = {"count": len(lines), "first": lines[:5]}
     return found
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    conn = psycopg2.connect(**PG, dbname="postgres")
-    with conn.cursor() as cur:
-        cur.execute("SHOW server_version")
-        pg_version = cur.fetchone()[0]  # type: ignore[index]
-    conn.close()
-    try:
-        rabbit = rabbitmqctl("version").strip()
-    except (RuntimeError, OSError):
-        rabbit = "unknown"
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "postgresql": pg_version,
-        "rabbitmq": rabbit,
-        **{pkg: metadata.version(pkg) for pkg in ("Django", "celery", "kombu", "djangorestframework", "gunicorn")},
-        "loadavg_at_start": os.getloadavg(),
-    }
 
 
 SUMMARY_KEYS: dict[str, Callable[[dict[str, Any]], float | None]] = {
@@ -978,6 +971,7 @@ SUMMARY_KEYS: dict[str, Callable[[dict[str, Any]], float | None]] = {
     "terminal_max_ms": lambda r: r["terminal_latency_ms_db"]["max"],
     "observed_terminal_p99_ms": lambda r: r["terminal_latency_ms_observed"]["p99"],
     "system_cpu_ms_per_saga": lambda r: r.get("cpu", {}).get("system_ms_per_saga"),
+    "largest_rss_mib": lambda r: max(r["rss_mb_max"].values()) if r.get("rss_mb_max") else None,
     # Cores' worth of CPU that other processes (a test suite, say) took during the window: the noise.
     "other_processes_cores": lambda r: (
         round(r["cpu"]["groups_s"].get("other processes", 0) / r["cpu"]["window_s"], 2) if "cpu" in r else None
@@ -1028,6 +1022,8 @@ def print_rep(label: str, r: dict[str, Any]) -> None:
         print(f"    the system (all but {excluded}): {cpu['system_ms_per_saga']:.3f} ms/saga")
     for alias, stats in r.get("postgres_per_saga", {}).items():
         print(f"    postgres {alias:<9} per saga: {stats}")
+    if r.get("rss_mb_max"):
+        print(f"  largest resident set per process group (MiB): {r['rss_mb_max']}")
     audit = r.get("audit", {})
     print(f"  audit: {'passed' if audit.get('passed') else 'FAILED'}: {audit.get('output', '')[-500:]}")
 
@@ -1048,6 +1044,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of booking per measurement")
     parser.add_argument("--repeat", type=int, default=1, help="measurements, each on fresh seats")
+    parser.add_argument(
+        "--configs",
+        default="ours",
+        help=f"comma-separated ways of publishing to compare, from {', '.join(CONFIGS)}: "
+        + "; ".join(f"{name} = {config.title}" for name, config in CONFIGS.items()),
+    )
+    parser.add_argument("--chart", type=Path, help="also draw the configurations side by side into this PNG")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--fail-ratio", type=float, default=0.0, help="share of users left unfunded (payment-fail)")
     parser.add_argument("--seats", type=int, default=0, help="seats per measurement (default: enough)")
@@ -1066,10 +1069,125 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.fail_ratio <= 1:
         parser.error("--fail-ratio is a share from 0 to 1")
+    args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+    unknown = [name for name in args.configs if name not in CONFIGS]
+    if unknown or not args.configs:
+        parser.error(f"--configs: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONFIGS)}")
     if not args.seats:
         per_second = args.rate * 1.1 if args.mode == "open" else 700
         args.seats = int(per_second * args.duration) + 100
     return args
+
+
+def run_config(args: argparse.Namespace, world: World, name: str, rep: int, log_dir: Path) -> dict[str, Any]:
+    """One measurement of one configuration, on processes started for it and stopped after it."""
+    label = f"{name} rep {rep}/{args.repeat}"
+    warm = world.populate(users=args.users, fail_ratio=args.fail_ratio, seats=args.warmup, label=f"warm-{name}-{rep}")
+    data = world.populate(users=args.users, fail_ratio=args.fail_ratio, seats=args.seats, label=f"{name}-{rep}")
+    world.analyze()
+    system = System(world, CONFIGS[name], web_workers=args.web_workers, log_dir=log_dir / f"{name}-{rep}")
+    system.log_dir.mkdir(parents=True)
+    sampler: CpuSampler | None = None
+    try:
+        system.start()
+        log(f"{label}: started {', '.join(f'{n} ({p.pid})' for n, p in system.procs.items())}; waiting until ready")
+        system.wait_ready()
+        sampler = CpuSampler({**system.pids(), os.getpid(): "harness"}, world.run)
+        sampler.start()
+        if args.warmup:
+            warm_args = argparse.Namespace(**{**vars(args), "concurrency": 4, "closed_on": "request"})
+            warmup = measure(
+                warm_args, label=f"{name} warm-up", world=world, system=system, sampler=None, data=warm, mode="closed",
+                duration=60,
+            )  # fmt: skip
+            if warmup["unsettled"] or warmup["accepted_202"] != args.warmup:
+                raise RuntimeError(f"the warm-up did not go through: {json.dumps(warmup, default=str)[:2000]}")
+        log(f"{label}: {args.mode} loop, {len(data['seats'])} fresh seats")
+        result = measure(
+            args, label=label, world=world, system=system, sampler=sampler, data=data, mode=args.mode,
+            duration=args.duration,
+        )  # fmt: skip
+        result["rss_mb_max"] = sampler.rss_mb()
+    finally:
+        if sampler:
+            sampler.stopping.set()
+        system.stop()
+    result["config"] = name
+    result["audit"] = world.audit()
+    return result
+
+
+def compare(result: dict[str, Any]) -> dict[str, Any]:
+    """Each configuration's medians, and each as a ratio to ours (when ours ran)."""
+    by_config: dict[str, Any] = {}
+    for name in result["config"]["configs"]:
+        reps = [r for r in result["reps"] if r["config"] == name]
+        if reps:
+            by_config[name] = {"title": CONFIGS[name].title, "summary": summarize_reps(reps)}
+    ours = by_config.get("ours", {}).get("summary", {})
+    for entry in by_config.values():
+        entry["ratio_to_ours"] = {
+            key: round(stats["median"] / ours[key]["median"], 2)
+            for key, stats in entry["summary"].items()
+            if ours.get(key, {}).get("median")
+        }
+    return by_config
+
+
+def print_comparison(by_config: dict[str, Any]) -> None:
+    keys = ["settled_per_s", "terminal_p50_ms", "terminal_p99_ms", "request_p99_ms", "system_cpu_ms_per_saga"]
+    print("--- configurations side by side: median [min - max] (ratio to ours)")
+    for entry in by_config.values():
+        print(f"  {entry['title']}")
+        for key in keys:
+            if key in entry["summary"]:
+                st = entry["summary"][key]
+                ratio = entry["ratio_to_ours"].get(key)
+                versus = f"  ({ratio}x)" if ratio is not None else ""
+                print(f"    {key:<24} {st['median']:>9}  [{st['min']} - {st['max']}]{versus}")
+
+
+def draw_chart(result: dict[str, Any], path: Path) -> None:
+    """Throughput and booking->terminal latency per configuration: medians, with min-max whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_config = result["by_config"]
+    names = list(by_config)
+    titles = [by_config[n]["title"].replace(": ", ":\n").replace(" (", "\n(") for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+
+    def bars(ax: Any, key: str, offset: float, width: float, label: str | None) -> None:
+        stats = [by_config[n]["summary"].get(key, {"median": 0, "min": 0, "max": 0}) for n in names]
+        medians = [st["median"] for st in stats]
+        spread = [[m - st["min"] for m, st in zip(medians, stats, strict=True)]]
+        spread.append([st["max"] - m for m, st in zip(medians, stats, strict=True)])
+        xs = [i + offset for i in range(len(names))]
+        ax.bar(xs, medians, width, yerr=spread, capsize=4, label=label)
+        for x, m in zip(xs, medians, strict=True):
+            ax.annotate(
+                f"{m:g}", (x, m), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+            )
+
+    bars(left, "settled_per_s", 0, 0.6, None)
+    left.set_title(f"sagas settled per second ({result['config']['mode']} loop)")
+    bars(right, "terminal_p50_ms", -0.2, 0.4, "p50")
+    bars(right, "terminal_p99_ms", 0.2, 0.4, "p99")
+    right.set_title("booking -> CONFIRMED/SYSTEM_CANCELED (ms)")
+    right.legend()
+    for ax in (left, right):
+        ax.set_xticks(range(len(names)), titles, fontsize=8)
+    machine = result["machine"]
+    fig.suptitle(
+        f"bench.saga, {result['started'][:10]}: {machine['nproc']} cores, PostgreSQL {machine['postgresql']}, "
+        f"RabbitMQ {machine['rabbitmq']}; median of {result['config']['repeat']} runs, whiskers min-max",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1085,7 +1203,8 @@ def main(argv: list[str] | None = None) -> int:
     run = secrets.token_hex(4)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     extra_env = dict(item.split("=", 1) for item in args.env)
-    world = World(run, extra_env=extra_env)
+    settings_module = "bench.saga_settings" if "dco" in args.configs else "ticketing.settings"
+    world = World(run, extra_env=extra_env, settings_module=settings_module)
     log_dir = world.tmp / "logs"
     log_dir.mkdir()
     result: dict[str, Any] = {
@@ -1097,51 +1216,20 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in vars(args).items()
             if k not in {"internal_setup", "label"}
         },
-        "machine": machine_info(),
+        "machine": machine_info([*PACKAGES, "django-celery-outbox"]),
         "code": code_fingerprint(),
         "reps": [],
         "status": "FAILED",
     }
-    system: System | None = None
-    sampler: CpuSampler | None = None
     try:
         log(f"run {run}: creating databases {', '.join(world.dbs.values())} and vhost {world.vhost}, migrating")
         world.create()
-        log(f"creating {args.users} users and {args.warmup} warm-up seats")
-        warm = world.populate(users=args.users, fail_ratio=args.fail_ratio, seats=args.warmup, label="warmup")
-        system = System(world, web_workers=args.web_workers, log_dir=log_dir)
-        system.start()
-        log(f"started {', '.join(f'{n} ({p.pid})' for n, p in system.procs.items())}; waiting until ready")
-        system.wait_ready()
-        sampler = CpuSampler({**system.pids(), os.getpid(): "harness"}, run)
-        sampler.start()
-        if args.warmup:
-            saved = args.concurrency, args.closed_on
-            args.concurrency, args.closed_on = 4, "request"
-            warmup = measure(
-                args, label="warm-up", world=world, system=system, sampler=None, data=warm, mode="closed", duration=60
-            )
-            args.concurrency, args.closed_on = saved
-            if warmup["unsettled"] or warmup["accepted_202"] != args.warmup:
-                raise RuntimeError(f"the warm-up did not go through: {json.dumps(warmup, default=str)[:2000]}")
         for rep in range(1, args.repeat + 1):
-            label = f"rep {rep}/{args.repeat}"
-            data = world.populate(users=args.users, fail_ratio=args.fail_ratio, seats=args.seats, label=f"rep{rep}")
-            world.analyze()
-            log(f"{label}: {args.mode} loop, {len(data['seats'])} fresh seats")
-            rep_result = measure(
-                args,
-                label=label,
-                world=world,
-                system=system,
-                sampler=sampler,
-                data=data,
-                mode=args.mode,
-                duration=args.duration,
-            )
-            rep_result["audit"] = world.audit()
-            result["reps"].append(rep_result)
-            print_rep(label, rep_result)
+            # Every configuration once per repeat, in turn: drifting background load hits them alike.
+            for name in args.configs:
+                rep_result = run_config(args, world, name, rep, log_dir)
+                result["reps"].append(rep_result)
+                print_rep(f"{CONFIGS[name].title}, rep {rep}/{args.repeat}", rep_result)
         passed = all(r["audit"]["passed"] and not r["unsettled"] for r in result["reps"])
         result["status"] = "PASSED" if passed else "FAILED"
     except KeyboardInterrupt:
@@ -1153,11 +1241,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        log("stopping the system")
-        if sampler:
-            sampler.stopping.set()
-        if system:
-            system.stop()
         result["log_problems"] = log_problems(log_dir)
         for name, found in result["log_problems"].items():
             log(f"{name} logged {found['count']} warnings/errors, e.g. {found['first'][0][:200]}")
@@ -1175,7 +1258,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(world.tmp, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if result["reps"]:
-        result["summary"] = summarize_reps(result["reps"])
+        result["by_config"] = compare(result)
     code_after = code_fingerprint()
     if code_after["sha256"] != result["code"]["sha256"]:
         result["code_changed_during_run"] = code_after
@@ -1183,10 +1266,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = args.out or RESULTS / f"{stamp}-saga.json"
     out.write_text(json.dumps(result, indent=2, default=str))
-    if len(result["reps"]) > 1:
-        print("--- summary over repeats (median [min - max])")
-        for name, s in result["summary"].items():
-            print(f"  {name:<26} {s['median']}  [{s['min']} - {s['max']}]")
+    if result["reps"]:
+        print_comparison(result["by_config"])
+        if args.chart:
+            draw_chart(result, args.chart)
+            log(f"drew {args.chart}")
     print(f"{result['status']}: wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if result["status"] == "PASSED" else 1
 

@@ -182,6 +182,10 @@ OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
     "payment-refund": ["payments"],
     "payment-refunded": ["concerts"],
 }
+# What publish() does with an event: write it to the outbox (the only safe choice). The benchmark
+# (bench/saga.py) puts the unsafe ``.delay()``-after-commit baseline and django-celery-outbox here, to
+# run the same saga through each.
+OUTBOX_PUBLISH_BACKEND = os.environ.get("OUTBOX_PUBLISH_BACKEND", "ticketing.outbox.publish.store_in_outbox")
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 100)
 OUTBOX_CLAIM_LEASE_SECONDS = env_int("OUTBOX_CLAIM_LEASE_SECONDS", 10)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 12)

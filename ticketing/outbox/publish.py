@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from .models import OutboxMessage
 
@@ -37,16 +39,31 @@ def publish(
     cause = current_envelope.get()
     if correlation_id is None:
         correlation_id = cause["correlation_id"] if cause else aggregate_id
-    message = OutboxMessage.objects.using(using).create(
+    message = OutboxMessage(
         event=event,
         payload=payload,
         aggregate_id=str(aggregate_id),
         correlation_id=str(correlation_id),
         causation_id=cause["event_id"] if cause else None,
     )
+    backend(settings.OUTBOX_PUBLISH_BACKEND)(message, using)
+    return message
+
+
+PublishBackend = Callable[[OutboxMessage, str], None]
+
+
+@cache
+def backend(path: str) -> PublishBackend:
+    loaded: PublishBackend = import_string(path)
+    return loaded
+
+
+def store_in_outbox(message: OutboxMessage, using: str) -> None:
+    """The publish backend: the row joins the caller's transaction; the relay sends it after the commit."""
+    message.save(using=using, force_insert=True)
     if settings.OUTBOX_FAST_PATH:
         transaction.on_commit(partial(kick_relay, using), using=using)
-    return message
 
 
 def kick_relay(using: str) -> None:
