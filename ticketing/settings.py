@@ -205,6 +205,8 @@ CONSUMER_RETRY_BASE_SECONDS = float(os.environ.get("CONSUMER_RETRY_BASE_SECONDS"
 CONSUMER_RETRY_CAP_SECONDS = float(os.environ.get("CONSUMER_RETRY_CAP_SECONDS", "60"))
 RETENTION_SECONDS = env_int("RETENTION_SECONDS", 7 * 24 * 3600)
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
+# Batches per table and sweep (a sweep a minute): up to 100,000 rows a minute by default.
+RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 100)
 PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "ticketing.payments.gateways.WalletGateway")
 
 # --- Celery ----------------------------------------------------------------------------------------

@@ -53,24 +53,41 @@ def test_a_failed_row_waits_for_its_backoff() -> None:
     assert row.next_attempt_at > timezone.now()
 
 
-@override_settings(RETENTION_SECONDS=3600, RETENTION_BATCH_SIZE=2)
-def test_retention_deletes_old_sent_rows_in_bounded_batches_and_keeps_the_rest() -> None:
-    # given three old sent rows, one old unsent row, one recent sent row, and an old inbox row
+def old_rows_to_retire() -> tuple[list[int], set[int]]:
+    """Three old sent rows and an old inbox row (to go); an old unsent row and a recent sent one (to stay)."""
     old = timezone.now() - timedelta(hours=2)
     old_sent = [outbox_row(state=OutboxState.SENT, sent_at=old).pk for _ in range(3)]
-    unsent = outbox_row(created_at=old).pk
-    recent = outbox_row(state=OutboxState.SENT, sent_at=timezone.now()).pk
+    keep = {outbox_row(created_at=old).pk, outbox_row(state=OutboxState.SENT, sent_at=timezone.now()).pk}
     InboxMessage.objects.using("concerts").create(
         event_id="00000000-0000-0000-0000-000000000001", event="e", correlation_id="c", received_at=old
     )
+    return old_sent, keep
 
-    # when retention runs twice with a batch of two
+
+@override_settings(RETENTION_SECONDS=3600, RETENTION_BATCH_SIZE=2)
+def test_retention_deletes_every_old_sent_row_batch_by_batch_and_keeps_the_rest() -> None:
+    # given more old sent rows than one batch holds, and rows that must stay
+    old_sent, keep = old_rows_to_retire()
+
+    # when retention runs once with a batch of two
+    deleted = retention_sweep(using="concerts")
+
+    # then the old sent rows and the old inbox row went, in one sweep, and nothing else
+    assert deleted == 4
+    remaining = set(OutboxMessage.objects.using("concerts").values_list("pk", flat=True))
+    assert remaining == keep
+    assert not set(old_sent) & remaining
+    assert not InboxMessage.objects.using("concerts").exists()
+
+
+@override_settings(RETENTION_SECONDS=3600, RETENTION_BATCH_SIZE=2, RETENTION_MAX_BATCHES=1)
+def test_one_sweep_deletes_at_most_its_batches_per_table() -> None:
+    # given three old sent rows and an old inbox row
+    old_rows_to_retire()
+
+    # when retention runs twice, allowed one batch of two per table each time
     first = retention_sweep(using="concerts")
     second = retention_sweep(using="concerts")
 
-    # then the old sent rows and the old inbox row went, two outbox rows at a time, and nothing else
+    # then the first sweep stopped at its bound (two outbox rows, the inbox row) and the second finished
     assert (first, second) == (3, 1)
-    remaining = set(OutboxMessage.objects.using("concerts").values_list("pk", flat=True))
-    assert remaining == {unsent, recent}
-    assert not set(old_sent) & remaining
-    assert not InboxMessage.objects.using("concerts").exists()

@@ -63,7 +63,12 @@ def retention_sweep(*, using: str, batch_size: int | None = None) -> int:
         InboxMessage.objects.using(using).filter(received_at__lt=cutoff),
         Redelivery.objects.using(using).filter(dead=False, last_seen_at__lt=cutoff),
     ):
-        pks = list(queryset.values_list("pk", flat=True)[:batch])
-        with transaction.atomic(using=using):
-            deleted += queryset.model.objects.using(using).filter(pk__in=pks).delete()[0]
+        # Batch after batch until caught up: a sweep a minute must keep pace with the event rate
+        # (one batch would cap retention at RETENTION_BATCH_SIZE rows a minute).
+        for _ in range(settings.RETENTION_MAX_BATCHES):
+            pks = list(queryset.values_list("pk", flat=True)[:batch])
+            with transaction.atomic(using=using):
+                deleted += queryset.model.objects.using(using).filter(pk__in=pks).delete()[0]
+            if len(pks) < batch:
+                break
     return deleted
