@@ -216,6 +216,20 @@ class World:
                 cur.execute("ANALYZE")
             conn.close()
 
+    def table_rows(self) -> dict[str, dict[str, int]]:
+        """Rows in each database's outbox and inbox (estimates would lag: counted)."""
+        rows = {}
+        for alias in self.dbs:
+            conn = psycopg2.connect(**self.dsn(alias))
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM outbox_outboxmessage), (SELECT count(*) FROM outbox_inboxmessage)"
+                )
+                outbox, inbox = cur.fetchone()  # type: ignore[misc]
+                rows[alias] = {"outbox": outbox, "inbox": inbox}
+            conn.close()
+        return rows
+
     def outbox_counts(self) -> dict[str, dict[str, int]]:
         counts = {}
         for alias in self.dbs:
@@ -1022,6 +1036,8 @@ def print_rep(label: str, r: dict[str, Any]) -> None:
         print(f"    the system (all but {excluded}): {cpu['system_ms_per_saga']:.3f} ms/saga")
     for alias, stats in r.get("postgres_per_saga", {}).items():
         print(f"    postgres {alias:<9} per saga: {stats}")
+    if r.get("table_rows_after"):
+        print(f"  outbox and inbox rows at the end: {r['table_rows_after']}")
     if r.get("rss_mb_max"):
         print(f"  largest resident set per process group (MiB): {r['rss_mb_max']}")
     audit = r.get("audit", {})
@@ -1108,6 +1124,7 @@ def run_config(args: argparse.Namespace, world: World, name: str, rep: int, log_
             duration=args.duration,
         )  # fmt: skip
         result["rss_mb_max"] = sampler.rss_mb()
+        result["table_rows_after"] = world.table_rows()
     finally:
         if sampler:
             sampler.stopping.set()

@@ -10,10 +10,10 @@ again when the lease ends: they are published twice and the consumers' inbox abs
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -41,6 +41,9 @@ def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None =
 
 def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
     now = timezone.now()
+    lease_end = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
+    if connections[using].vendor == "postgresql":
+        return claim_in_one_statement(using=using, limit=limit, now=now, lease_end=lease_end)
     manager = OutboxMessage.objects.using(using)
     # A row waits while an earlier row of its saga is unsent, so each saga's events leave in order.
     earlier_unsent = manager.filter(
@@ -54,9 +57,36 @@ def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
             .order_by("id")[:limit]
         )
         if rows:
-            lease_end = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
             manager.filter(id__in=[row.id for row in rows]).update(next_attempt_at=lease_end)
     return rows
+
+
+# The same claim as one statement, its own transaction: one round trip instead of four. The CTE is
+# materialized so that PostgreSQL locks (and limits) the candidates exactly once.
+CLAIM_SQL = """
+WITH claimed AS MATERIALIZED (
+    SELECT id FROM {table} AS candidate
+    WHERE state = 'PENDING' AND next_attempt_at <= %(now)s
+      AND NOT EXISTS (
+          SELECT 1 FROM {table} AS earlier
+          WHERE earlier.state = 'PENDING' AND earlier.correlation_id = candidate.correlation_id
+            AND earlier.id < candidate.id
+      )
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {table} AS outbox SET next_attempt_at = %(lease_end)s
+FROM claimed WHERE outbox.id = claimed.id
+RETURNING outbox.*
+"""
+
+
+def claim_in_one_statement(*, using: str, limit: int, now: datetime, lease_end: datetime) -> list[OutboxMessage]:
+    sql = CLAIM_SQL.format(table=connections[using].ops.quote_name(OutboxMessage._meta.db_table))
+    params = {"now": now, "limit": limit, "lease_end": lease_end}
+    rows = OutboxMessage.objects.using(using).raw(sql, params)
+    return sorted(rows, key=lambda row: row.id)
 
 
 def publish_rows(rows: list[OutboxMessage], *, using: str) -> int:
