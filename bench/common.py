@@ -72,7 +72,7 @@ def machine_info(packages: Sequence[str] = PACKAGES) -> dict[str, Any]:
     conn = psycopg2.connect(**PG, dbname="postgres")
     with conn.cursor() as cur:
         cur.execute("SHOW server_version")
-        pg_version = cur.fetchone()[0]  # type: ignore[index]
+        pg_version = cur.fetchone()[0]
     conn.close()
     try:
         rabbit = rabbitmqctl("version").strip()

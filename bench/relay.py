@@ -46,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -491,9 +492,9 @@ def drain_ours(world: World, name: str, config: dict[str, Any], rows: int, label
         progress.add(sent)
         return sent
 
-    relay_module.publish_rows = counted
+    relay_module.publish_rows = counted  # type: ignore[assignment]
     if config["kind"] == "send_task":
-        relay_module.publish_batch = per_message_send_task(confirm=config["confirm"])
+        relay_module.publish_batch = per_message_send_task(confirm=config["confirm"])  # type: ignore[assignment]
     try:
         with WarningCounter() as warnings:
             before = cpu_snapshot(list(world.dbs.values()))
@@ -569,6 +570,10 @@ def explain_claims(world: World, rows: int) -> dict[str, str]:
 
 
 # --- Latency at a steady rate ------------------------------------------------------------------------------------
+
+
+def note_commit(committed: dict[str, float], key: str) -> None:
+    committed[key] = time.time()
 
 
 class StopRelay(Exception):
@@ -659,7 +664,7 @@ def latency_run(
                 start = time.perf_counter()
                 with transaction.atomic(using=ALIAS):
                     # Registered before publish(), so it runs first on commit: the commit time.
-                    transaction.on_commit(lambda key=key: committed.__setitem__(key, time.time()), using=ALIAS)
+                    transaction.on_commit(partial(note_commit, committed, key), using=ALIAS)
                     publish(EVENT, envelope_payload(i), using=ALIAS, aggregate_id=i, correlation_id=key)
                 txn_seconds.append(time.perf_counter() - start)
         except BaseException as exc:
@@ -876,6 +881,11 @@ def drain_dco(world: World, name: str, config: dict[str, Any], rows: int, label:
     return result
 
 
+def count_rows(model: Any) -> int:
+    """Rows of one of the package's models (typed or not, depending on what is installed)."""
+    return int(model.objects.count())
+
+
 def internal_dco(args: argparse.Namespace) -> int:
     """The subprocess: DJANGO_SETTINGS_MODULE=bench.dco_settings; one drain; the result as JSON."""
     import django
@@ -917,7 +927,7 @@ def internal_dco(args: argparse.Namespace) -> int:
                 handle_event.apply_async(args=[envelope], queue=DCO_QUEUE)
         progress_file.write_text(f"inserted {min(args.rows, start + 1000)}/{args.rows} rows")
     insert_s = time.perf_counter() - t0
-    pending = CeleryOutbox.objects.count()
+    pending = count_rows(CeleryOutbox)
     with connection.cursor() as cur:
         cur.execute("ANALYZE celery_outbox")
     connection.close()
@@ -953,7 +963,7 @@ def internal_dco(args: argparse.Namespace) -> int:
             )
     wall = time.perf_counter() - t0
     after = cpu_snapshot(dbnames)
-    left = CeleryOutbox.objects.count()
+    left = count_rows(CeleryOutbox)
     depth = safe_queue_depth(broker_url, DCO_QUEUE, args.rows)
     result = {
         "rows": args.rows,
@@ -963,7 +973,7 @@ def internal_dco(args: argparse.Namespace) -> int:
         "wall_s": round(wall, 3),
         "rows_per_s": round(args.rows / wall, 1),
         "left_in_outbox": left,
-        "dead_letters": CeleryOutboxDeadLetter.objects.count(),
+        "dead_letters": count_rows(CeleryOutboxDeadLetter),
         "queue_depth": depth,
         "verified": pending == args.rows and left == 0 and depth == args.rows,
         "settings": {

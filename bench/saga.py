@@ -225,7 +225,7 @@ class World:
                 cur.execute(
                     "SELECT (SELECT count(*) FROM outbox_outboxmessage), (SELECT count(*) FROM outbox_inboxmessage)"
                 )
-                outbox, inbox = cur.fetchone()  # type: ignore[misc]
+                outbox, inbox = cur.fetchone()
                 rows[alias] = {"outbox": outbox, "inbox": inbox}
             conn.close()
         return rows
@@ -1039,7 +1039,9 @@ def print_rep(label: str, r: dict[str, Any]) -> None:
     if r.get("table_rows_after"):
         print(f"  outbox and inbox rows at the end: {r['table_rows_after']}")
     if r.get("rss_mb_max"):
-        print(f"  largest resident set per process group (MiB): {r['rss_mb_max']}")
+        print(
+            f"  largest resident set per process group (MiB): {r['rss_mb_max']} (at the start: {r['rss_mb_at_start']})"
+        )
     audit = r.get("audit", {})
     print(f"  audit: {'passed' if audit.get('passed') else 'FAILED'}: {audit.get('output', '')[-500:]}")
 
@@ -1067,6 +1069,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         + "; ".join(f"{name} = {config.title}" for name, config in CONFIGS.items()),
     )
     parser.add_argument("--chart", type=Path, help="also draw the configurations side by side into this PNG")
+    parser.add_argument("--chart-from", type=Path, help="only draw --chart from this earlier result file")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--fail-ratio", type=float, default=0.0, help="share of users left unfunded (payment-fail)")
     parser.add_argument("--seats", type=int, default=0, help="seats per measurement (default: enough)")
@@ -1119,10 +1122,12 @@ def run_config(args: argparse.Namespace, world: World, name: str, rep: int, log_
             if warmup["unsettled"] or warmup["accepted_202"] != args.warmup:
                 raise RuntimeError(f"the warm-up did not go through: {json.dumps(warmup, default=str)[:2000]}")
         log(f"{label}: {args.mode} loop, {len(data['seats'])} fresh seats")
+        rss_at_start = sampler.rss_mb()
         result = measure(
             args, label=label, world=world, system=system, sampler=sampler, data=data, mode=args.mode,
             duration=args.duration,
         )  # fmt: skip
+        result["rss_mb_at_start"] = rss_at_start
         result["rss_mb_max"] = sampler.rss_mb()
         result["table_rows_after"] = world.table_rows()
     finally:
@@ -1185,14 +1190,19 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
         ax.bar(xs, medians, width, yerr=spread, capsize=4, label=label)
         for x, m in zip(xs, medians, strict=True):
             ax.annotate(
-                f"{m:g}", (x, m), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+                f"{m:,.0f}", (x, m), ha="left", va="bottom", fontsize=8, xytext=(3, 2), textcoords="offset points"
             )
 
     bars(left, "settled_per_s", 0, 0.6, None)
-    left.set_title(f"sagas settled per second ({result['config']['mode']} loop)")
+    config = result["config"]
+    loop = f"open loop at {config['rate']:g}/s" if config["mode"] == "open" else "closed loop, saturation"
+    left.set_title(f"sagas settled per second ({loop})")
     bars(right, "terminal_p50_ms", -0.2, 0.4, "p50")
     bars(right, "terminal_p99_ms", 0.2, 0.4, "p99")
     right.set_title("booking -> CONFIRMED/SYSTEM_CANCELED (ms)")
+    p99s = [by_config[n]["summary"].get("terminal_p99_ms", {}).get("median") or 1 for n in names]
+    if max(p99s) / min(p99s) > 20:
+        right.set_yscale("log")  # tens of milliseconds beside seconds
     right.legend()
     for ax in (left, right):
         ax.set_xticks(range(len(names)), titles, fontsize=8)
@@ -1211,6 +1221,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.internal_setup:
         return internal_setup(args)
+    if args.chart_from:
+        draw_chart(json.loads(args.chart_from.read_text()), args.chart or Path("saga.png"))
+        return 0
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

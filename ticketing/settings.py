@@ -196,8 +196,9 @@ OUTBOX_BACKOFF_CAP_SECONDS = env_int("OUTBOX_BACKOFF_CAP_SECONDS", 60)
 OUTBOX_FAST_PATH = env_bool(
     "OUTBOX_FAST_PATH", any(db["ENGINE"] != "django.db.backends.postgresql" for db in DATABASES.values())
 )
-# The relay process drains at most once per this many seconds, so that under load one drain publishes
-# the rows of many commits in one batch (at light load a commit still leaves within milliseconds).
+# Under load (a drain found more than a row per database) the relay process waits this long before its
+# next drain, so that one drain publishes the rows of many commits in one batch; at light load it
+# drains on every commit's NOTIFY at once.
 OUTBOX_RELAY_GATHER_SECONDS = float(os.environ.get("OUTBOX_RELAY_GATHER_SECONDS", "0.01"))
 CONSUMER_MAX_REDELIVERIES = env_int("CONSUMER_MAX_REDELIVERIES", 5)
 CONSUMER_MAX_RETRIES = env_int("CONSUMER_MAX_RETRIES", 5)

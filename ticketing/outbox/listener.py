@@ -3,7 +3,8 @@
 On PostgreSQL a trigger on the outbox table sends ``NOTIFY outbox_pending`` when a row is inserted,
 delivered when (and only if) the inserting transaction commits. The relay process LISTENs on each
 database and drains it when told, so a commit reaches the broker within milliseconds, and under load
-one drain publishes many rows in a batch. Between notifications it drains every ``idle_seconds``
+(when a drain found more than a row per database) it waits ``gather_seconds`` before the next drain, so
+that one drain publishes many rows in a batch. Between notifications it drains every ``idle_seconds``
 anyway (for rows whose backoff ended, or a notification lost with a dropped connection). On SQLite,
 which has no notifications, it simply polls.
 """
@@ -64,10 +65,11 @@ def serve(aliases: list[str], *, idle_seconds: float, poll_seconds: float, gathe
     last_full = time.monotonic()
     while True:
         drained_at = time.monotonic()
-        for alias in sorted(due):
-            relay_pending(using=alias, max_batches=50)
-        # Under load, let commits gather for a moment so that one drain publishes them together.
-        time.sleep(max(0.0, drained_at + gather_seconds - time.monotonic()))
+        sent = sum(relay_pending(using=alias, max_batches=50) for alias in sorted(due))
+        if sent > len(due):
+            # Busy (more than a row per database): let commits gather for a moment, so that the next
+            # drain publishes them together. A quiet relay answers the next commit at once.
+            time.sleep(max(0.0, drained_at + gather_seconds - time.monotonic()))
         timeout = poll_seconds if polled else idle_seconds
         # A notification read in passing by the relay's own queries is already in ``notifies``.
         waiting = {listening[raw] for raw in listening if raw.notifies}  # type: ignore[attr-defined]
