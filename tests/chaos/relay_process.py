@@ -2,7 +2,8 @@
 
 python -m tests.chaos.relay_process loop <alias>        relay until killed
 python -m tests.chaos.relay_process die <alias>         claim, publish, then SIGKILL itself before
-                                                        marking the rows sent
+                                                        marking the rows sent (exits after 20 s
+                                                        with nothing to claim)
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def loop(alias: str) -> None:
             time.sleep(0.02)
 
 
-def die_between_publish_and_mark(alias: str) -> None:
-    while True:
+def die_between_publish_and_mark(alias: str, *, give_up_after: float = 20.0) -> None:
+    # Started near the end of the load, it may find nothing left to claim: then it exits instead.
+    deadline = time.monotonic() + give_up_after
+    while time.monotonic() < deadline:
         rows = claim_due_rows(using=alias, limit=5)
         if rows:
             publish_batch([message for row in rows for message in messages_of(row)])
