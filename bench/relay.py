@@ -540,7 +540,9 @@ def explain_claims(world: World, rows: int) -> dict[str, str]:
             with CaptureQueriesContext(conn) as captured:
                 claim_due_rows(using=ALIAS, limit=limit)
             transaction.set_rollback(True, using=ALIAS)
-        select = next(q["sql"] for q in captured.captured_queries if q["sql"].lstrip().upper().startswith("SELECT"))
+        # The claim: one WITH ... UPDATE on PostgreSQL (explained inside a rolled-back transaction).
+        claim = ("SELECT", "WITH")
+        select = next(q["sql"] for q in captured.captured_queries if q["sql"].lstrip().upper().startswith(claim))
         with transaction.atomic(using=ALIAS), conn.cursor() as cur:
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + select)
             text = "\n".join(r[0] for r in cur.fetchall())
