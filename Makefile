@@ -60,11 +60,14 @@ chaos: install
 	@$(TEST_ENV) CHAOS_SCALE=full CHAOS_RESULTS=$(CURDIR)/var/chaos-results.json \
 		$(BIN)/pytest -q -s tests/chaos $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
 
-# Benchmarks (minutes; see docs/BENCHMARKS.md): the saga end to end, then the relay alone.
+# Benchmarks (about 40 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
+# .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone.
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	$(BIN)/python -m bench.saga --mode closed --concurrency 16 --duration 15 --repeat 3
-	$(BIN)/python -m bench.saga --mode open --rate 20 --duration 15 --repeat 3
+	$(BIN)/python -m bench.saga --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
+		--chart docs/saga-closed.png
+	$(BIN)/python -m bench.saga --configs ours,delay,dco --mode open --rate 55 --duration 15 --repeat 3 \
+		--chart docs/saga-open.png
 	$(BIN)/python -m bench.relay
 
 clean:
