@@ -885,40 +885,19 @@ def hop_breakdown(world: World, settled: list[Booking]) -> dict[str, Any]:
         return {}
     wanted = {str(b.res_id): b for b in settled}
 
-    def rows(alias: str, sql: str) -> list[tuple[Any, ...]]:
+    def by_saga(alias: str, table: str, columns: str, event: str) -> dict[str, tuple[Any, ...]]:
+        """``columns`` of the rows of ``event`` (a LIKE pattern) in an outbox or inbox, by saga."""
         conn = psycopg2.connect(**world.dsn(alias))
         with conn.cursor() as cur:
-            cur.execute(sql)
-            found = [row for row in cur.fetchall() if row[0] in wanted]
+            cur.execute(f"SELECT correlation_id, {columns} FROM outbox_{table} WHERE event LIKE %s", (event,))
+            found = {row[0]: row[1:] for row in cur.fetchall() if row[0] in wanted}
         conn.close()
         return found
 
-    reserve_out = {
-        r[0]: r[1:]
-        for r in rows(
-            "concerts",
-            "SELECT correlation_id, created_at, sent_at FROM outbox_outboxmessage WHERE event = 'concert-reserve'",
-        )
-    }
-    pay_in = {
-        r[0]: r[1]
-        for r in rows(
-            "payments", "SELECT correlation_id, received_at FROM outbox_inboxmessage WHERE event = 'concert-reserve'"
-        )
-    }
-    pay_out = {
-        r[0]: r[1:]
-        for r in rows(
-            "payments",
-            "SELECT correlation_id, created_at, sent_at FROM outbox_outboxmessage WHERE event LIKE 'payment-%'",
-        )
-    }
-    conc_in = {
-        r[0]: r[1]
-        for r in rows(
-            "concerts", "SELECT correlation_id, received_at FROM outbox_inboxmessage WHERE event LIKE 'payment-%'"
-        )
-    }
+    reserve_out = by_saga("concerts", "outboxmessage", "created_at, sent_at", "concert-reserve")
+    pay_in = {key: row[0] for key, row in by_saga("payments", "inboxmessage", "received_at", "concert-reserve").items()}
+    pay_out = by_saga("payments", "outboxmessage", "created_at, sent_at", "payment-%")
+    conc_in = {key: row[0] for key, row in by_saga("concerts", "inboxmessage", "received_at", "payment-%").items()}
     stages: dict[str, list[float]] = {
         "1 booking row -> payments consumer starts": [],
         "2 payments consumer (charge + outbox row)": [],

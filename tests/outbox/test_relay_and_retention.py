@@ -1,4 +1,4 @@
-"""The relay's failure bookkeeping, and retention; no workers needed."""
+"""The relay's claim and failure bookkeeping, and retention; no workers needed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils import timezone
 from tests.conftest import all_databases
 from ticketing.outbox.models import InboxMessage, OutboxMessage, OutboxState
 from ticketing.outbox.publish import publish
-from ticketing.outbox.relay import relay_pending
+from ticketing.outbox.relay import claim_due_rows, relay_pending
 from ticketing.outbox.services import retention_sweep
 
 pytestmark = [all_databases]
@@ -23,6 +23,26 @@ def outbox_row(event: str = "unrouted-event", **fields: Any) -> OutboxMessage:
         row = publish(event, {"n": 1}, using="concerts", aggregate_id=1)
     OutboxMessage.objects.using("concerts").filter(pk=row.pk).update(**fields)
     return OutboxMessage.objects.using("concerts").get(pk=row.pk)
+
+
+def test_a_claim_leases_the_oldest_due_row_of_each_saga_and_nothing_twice() -> None:
+    # given two sagas of two events each, and a third saga whose only row is not due yet
+    with transaction.atomic(using="concerts"):
+        rows = [
+            publish("e", {"n": n}, using="concerts", aggregate_id=n, correlation_id=f"saga-{n % 2}") for n in range(4)
+        ]
+    later = outbox_row(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    # when a relay claims, and claims again before the lease ends
+    first = claim_due_rows(using="concerts", limit=10)
+    again = claim_due_rows(using="concerts", limit=10)
+
+    # then the first claim took each saga's first event, in id order, leased; the second took nothing
+    assert [row.pk for row in first] == [rows[0].pk, rows[1].pk]
+    leases = OutboxMessage.objects.using("concerts").filter(pk__in=[row.pk for row in first])
+    assert all(lease.next_attempt_at > timezone.now() for lease in leases)
+    assert again == []
+    assert later.pk not in {row.pk for row in first}
 
 
 @override_settings(OUTBOX_MAX_ATTEMPTS=3)

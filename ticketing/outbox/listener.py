@@ -36,13 +36,6 @@ def listen(alias: str) -> object | None:
     return connection.connection
 
 
-def notified(raw: object) -> bool:
-    raw.poll()  # type: ignore[attr-defined]
-    got = bool(raw.notifies)  # type: ignore[attr-defined]
-    raw.notifies.clear()  # type: ignore[attr-defined]
-    return got
-
-
 def run_relay(
     aliases: Iterable[str], *, idle_seconds: float = 1.0, poll_seconds: float = 0.05, gather_seconds: float = 0.0
 ) -> None:
@@ -72,11 +65,13 @@ def serve(aliases: list[str], *, idle_seconds: float, poll_seconds: float, gathe
             time.sleep(max(0.0, drained_at + gather_seconds - time.monotonic()))
         timeout = poll_seconds if polled else idle_seconds
         # A notification read in passing by the relay's own queries is already in ``notifies``.
-        waiting = {listening[raw] for raw in listening if raw.notifies}  # type: ignore[attr-defined]
+        waiting = any(raw.notifies for raw in listening)  # type: ignore[attr-defined]
+        ready, _, _ = select.select(list(listening), [], [], 0 if waiting else timeout)
+        for raw in ready:
+            raw.poll()
+        due = {listening[raw] for raw in listening if raw.notifies} | set(polled)  # type: ignore[attr-defined]
         for raw in listening:
             raw.notifies.clear()  # type: ignore[attr-defined]
-        ready, _, _ = select.select(list(listening), [], [], 0 if waiting else timeout)
-        due = waiting | {listening[raw] for raw in ready if notified(raw)} | set(polled)
         if time.monotonic() - last_full >= idle_seconds:
             due |= set(aliases)
             last_full = time.monotonic()

@@ -1,7 +1,7 @@
 """The relay: move committed outbox rows to the broker, at least once, in order per saga.
 
-A relay claims due rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` in a short transaction and leases
-them by moving ``next_attempt_at`` forward, so that no lock is held while it talks to the broker and
+A relay claims due rows (``SELECT ... FOR UPDATE SKIP LOCKED``) and leases them by moving
+``next_attempt_at`` forward, in one statement, so that no lock is held while it talks to the broker and
 several relays can run at once. It publishes with publisher confirms and marks rows sent only after
 the broker confirmed them. A relay that dies between publish and mark leaves the rows to fall due
 again when the lease ends: they are published twice and the consumers' inbox absorbs the duplicate.
@@ -10,11 +10,10 @@ again when the lease ends: they are published twice and the consumers' inbox abs
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import Exists, OuterRef
+from django.db import connections
 from django.utils import timezone
 
 from .backoff import jittered_backoff
@@ -39,30 +38,9 @@ def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None =
     return sent_total
 
 
-def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
-    now = timezone.now()
-    lease_end = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
-    if connections[using].vendor == "postgresql":
-        return claim_in_one_statement(using=using, limit=limit, now=now, lease_end=lease_end)
-    manager = OutboxMessage.objects.using(using)
-    # A row waits while an earlier row of its saga is unsent, so each saga's events leave in order.
-    earlier_unsent = manager.filter(
-        state=OutboxState.PENDING, correlation_id=OuterRef("correlation_id"), id__lt=OuterRef("id")
-    )
-    with transaction.atomic(using=using):
-        rows = list(
-            manager.select_for_update(skip_locked=True)
-            .filter(state=OutboxState.PENDING, next_attempt_at__lte=now)
-            .exclude(Exists(earlier_unsent))
-            .order_by("id")[:limit]
-        )
-        if rows:
-            manager.filter(id__in=[row.id for row in rows]).update(next_attempt_at=lease_end)
-    return rows
-
-
-# The same claim as one statement, its own transaction: one round trip instead of four. The CTE is
-# materialized so that PostgreSQL locks (and limits) the candidates exactly once.
+# A row waits while an earlier row of its saga is unsent, so each saga's events leave in order. The
+# claim and its lease are one statement, its own transaction: no lock outlives it, and a claim costs
+# one round trip. The CTE is materialized so that the candidates are locked (and limited) exactly once.
 CLAIM_SQL = """
 WITH claimed AS MATERIALIZED (
     SELECT id FROM {table} AS candidate
@@ -74,19 +52,28 @@ WITH claimed AS MATERIALIZED (
       )
     ORDER BY id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    {lock}
 )
-UPDATE {table} AS outbox SET next_attempt_at = %(lease_end)s
-FROM claimed WHERE outbox.id = claimed.id
-RETURNING outbox.*
+UPDATE {table} SET next_attempt_at = %(lease_end)s
+WHERE id IN (SELECT id FROM claimed)
+RETURNING *
 """
 
 
-def claim_in_one_statement(*, using: str, limit: int, now: datetime, lease_end: datetime) -> list[OutboxMessage]:
-    sql = CLAIM_SQL.format(table=connections[using].ops.quote_name(OutboxMessage._meta.db_table))
-    params = {"now": now, "limit": limit, "lease_end": lease_end}
-    rows = OutboxMessage.objects.using(using).raw(sql, params)
-    return sorted(rows, key=lambda row: row.id)
+def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
+    """Lease up to ``limit`` due rows of database ``using``, oldest first, for this relay alone."""
+    connection = connections[using]
+    now = timezone.now()
+    lease_end = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
+    # PostgreSQL: relays skip each other's candidates. SQLite: the statement holds the write lock.
+    lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = CLAIM_SQL.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table), lock=lock)
+    params = {
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "limit": limit,
+        "lease_end": connection.ops.adapt_datetimefield_value(lease_end),
+    }
+    return sorted(OutboxMessage.objects.using(using).raw(sql, params), key=lambda row: row.id)
 
 
 def publish_rows(rows: list[OutboxMessage], *, using: str) -> int:
