@@ -1,1 +1,1 @@
-"""Load and throughput harnesses (DESIGN.md B3). Run ``python -m bench.saga --help``."""
+"""Load and throughput harnesses (measured by a harness, never by a timed test). Run ``python -m bench.saga --help``."""

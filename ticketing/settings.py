@@ -1,7 +1,8 @@
 """Settings for the ticketing project, read from the environment (12-factor).
 
-Every variable of DESIGN.md A2 is read here and nowhere else. With nothing set, the project runs on
-embedded storage under ``var/``: three SQLite files and kombu's filesystem transport.
+Every variable of docs/CONTRACT.md §2, and every tuning variable of the README, is read here and
+nowhere else. With nothing set, the project runs on embedded storage under ``var/``: three SQLite
+files and kombu's filesystem transport.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OpenAPI schema at /api/schema/ describes the whole HTTP API of DESIGN.md A3, and the docs page serves."""
+"""The OpenAPI schema at /api/schema/ describes the whole HTTP API of docs/CONTRACT.md §3, and the docs page serves."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_the_schema_describes_every_endpoint_of_the_contract(api: APIClient) -> 
     response = api.get("/api/schema/", {"format": "json"})
     paths: dict[str, Any] = json.loads(response.content)["paths"]
 
-    # then every endpoint of DESIGN.md A3 is in it with its method
+    # then every endpoint of docs/CONTRACT.md §3 is in it with its method
     missing = {path: method for path, method in CONTRACT.items() if method not in paths.get(path, {})}
     assert missing == {}
 

@@ -42,7 +42,7 @@ def book(client: APIClient, seat_id: int) -> Any:
 
 @pytest.fixture
 def audited(workers: Any) -> Iterator[None]:
-    """Every saga test ends by checking the invariants of DESIGN.md A6 across the three databases."""
+    """Every saga test ends by checking the invariants of docs/CONTRACT.md §6 across the three databases."""
     yield
     wait_for(lambda: not call_command_fails("audit_sagas", "--idle"), timeout=15, what="the audit to pass")
 

@@ -1,4 +1,4 @@
-"""The invariants of the saga (DESIGN.md A6), checked across the three service databases.
+"""The invariants of the saga (docs/CONTRACT.md §6), checked across the three service databases.
 
 This is an operator's tool: the one place that reads every service's tables. Services never do.
 """

@@ -9,7 +9,7 @@ from ticketing.audit.repair import repair
 
 
 class Command(BaseCommand):
-    help = "Check the saga invariants (DESIGN.md A6) across the three databases; exit 1 naming every violation."
+    help = "Check the saga invariants (docs/CONTRACT.md §6) across the three databases; exit 1 naming every violation."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--idle", action="store_true", help="The system is idle: every outbox row must be sent.")
