@@ -259,3 +259,31 @@ def demo_catalogue_load(*, first_day: datetime) -> int:
                 Seat.objects.using(DB).bulk_create(seats)
                 created += len(seats)
     return created
+
+
+BIG_HALL_TITLE = "부하 시험 공연 (Big Hall)"
+BIG_HALL_VENUE = "Big Hall"
+BIG_HALL_PRICE = 10_000
+
+
+def demo_big_hall_load(*, seats: int, starts_at: datetime) -> tuple[int, int]:
+    """One more performance of ``seats`` seats for load tests; (performance id, seats created).
+
+    Idempotent: the performance is found by its concert and venue, seats by label, so running it again
+    (or with a larger count) only adds what is missing.
+    """
+    with transaction.atomic(using=DB):
+        concert, _ = Concert.objects.using(DB).get_or_create(
+            title=BIG_HALL_TITLE, defaults={"title_en": "Load test (Big Hall)", "artist": "Load test"}
+        )
+        performance, _ = Performance.objects.using(DB).get_or_create(
+            concert=concert, venue=BIG_HALL_VENUE, defaults={"starts_at": starts_at}
+        )
+        existing = set(Seat.objects.using(DB).filter(performance=performance).values_list("label", flat=True))
+        missing = [
+            Seat(performance=performance, label=label, grade="S", price=BIG_HALL_PRICE)
+            for label in (f"B-{number:06d}" for number in range(1, seats + 1))
+            if label not in existing
+        ]
+        Seat.objects.using(DB).bulk_create(missing, batch_size=2000)
+    return performance.id, len(missing)

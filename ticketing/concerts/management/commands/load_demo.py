@@ -6,15 +6,29 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
-from ticketing.concerts.services import demo_catalogue_load
+from ticketing.concerts.services import demo_big_hall_load, demo_catalogue_load
 
 
 class Command(BaseCommand):
     help = "Load demo concerts, performances and seats (idempotent)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--big-hall",
+            type=int,
+            metavar="N",
+            help="also ensure a load-test performance of N seats (found again by its venue, 'Big Hall')",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         first_day = datetime.now(ZoneInfo("Asia/Seoul")).replace(hour=19, minute=30, second=0, microsecond=0)
         created = demo_catalogue_load(first_day=first_day + timedelta(days=30))
         self.stdout.write(f"demo catalogue: {created} seats created")
+        if seats := options.get("big_hall"):
+            if seats < 1:
+                self.stderr.write("--big-hall wants a positive number of seats")
+                raise SystemExit(2)
+            performance_id, added = demo_big_hall_load(seats=seats, starts_at=first_day + timedelta(days=60))
+            self.stdout.write(f"big hall: performance {performance_id}, {added} seats created")
