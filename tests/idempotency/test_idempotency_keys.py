@@ -92,3 +92,38 @@ def test_an_overlong_key_is_a_bad_request(make_user: Any, client_for: Any) -> No
     )
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()
+
+
+def test_a_cancel_key_reused_on_another_reservation_is_refused(
+    make_user: Any, make_seats: Any, client_for: Any
+) -> None:
+    # given two bookings, the first cancelled with a key
+    client = client_for(make_user())
+    seat_a, seat_b = make_seats(count=2)
+    first = client.post("/api/reservations/", {"seat_id": seat_a.id}, format="json").json()["id"]
+    second = client.post("/api/reservations/", {"seat_id": seat_b.id}, format="json").json()["id"]
+    client.post(f"/api/reservations/{first}/cancel/", HTTP_IDEMPOTENCY_KEY="cancel-1")
+
+    # when the same key is sent to cancel the second
+    response = client.post(f"/api/reservations/{second}/cancel/", HTTP_IDEMPOTENCY_KEY="cancel-1")
+
+    # then it is 422 (not the first cancel's answer) and the second booking is untouched
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.json()["detail"]
+    assert Reservation.objects.using("concerts").get(id=second).status == "PENDING"
+
+
+def test_a_retried_cancel_returns_the_first_answer(make_user: Any, make_seats: Any, client_for: Any) -> None:
+    # given a booking cancelled with a key
+    client = client_for(make_user())
+    (seat,) = make_seats()
+    booking = client.post("/api/reservations/", {"seat_id": seat.id}, format="json").json()["id"]
+    first = client.post(f"/api/reservations/{booking}/cancel/", HTTP_IDEMPOTENCY_KEY="cancel-2")
+
+    # when the cancel is retried with the same key on the same reservation
+    retry = client.post(f"/api/reservations/{booking}/cancel/", HTTP_IDEMPOTENCY_KEY="cancel-2")
+
+    # then the first answer comes back, replayed
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"

@@ -22,7 +22,7 @@ HEADER = "Idempotency-Key"
 
 class KeyReused(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "This Idempotency-Key was already used with a different request."
+    default_detail = "This Idempotency-Key was already used for a different request (method, path or body)."
     default_code = "idempotency_key_reused"
 
 
@@ -33,7 +33,7 @@ def idempotent(request: Request, *, user_id: int, scope: str, using: str, handle
         return handle()
     if not 1 <= len(key) <= 255:
         raise exceptions.ValidationError({HEADER: ["Must be 1 to 255 characters."]})
-    request_hash = hashlib.sha256(json.dumps(request.data, sort_keys=True, default=str).encode()).hexdigest()
+    request_hash = fingerprint(request)
     with transaction.atomic(using=using):
         record = claim(user_id=user_id, scope=scope, key=key, request_hash=request_hash, using=using)
         if record.status_code:  # answered before: a retry
@@ -47,6 +47,12 @@ def idempotent(request: Request, *, user_id: int, scope: str, using: str, handle
         record.response = response.data
         record.save(using=using)
     return response
+
+
+def fingerprint(request: Request) -> str:
+    """What a key is bound to: the method, the path and the body (a cancel's body is empty, its path is not)."""
+    bound = {"method": request.method, "path": request.path, "body": request.data}
+    return hashlib.sha256(json.dumps(bound, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def claim(*, user_id: int, scope: str, key: str, request_hash: str, using: str) -> IdempotencyKey:
