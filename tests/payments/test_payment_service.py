@@ -12,7 +12,7 @@ from django.db import transaction
 from tests.conftest import all_databases
 from ticketing.outbox.models import OutboxMessage
 from ticketing.payments.models import Payment, Wallet, WalletEntry
-from ticketing.payments.services import payment_charge
+from ticketing.payments.services import payment_charge, payment_give_up
 
 pytestmark = [all_databases]
 
@@ -169,3 +169,20 @@ def test_a_refused_reservation_is_not_charged_later_when_money_arrives(fund: Any
     assert Payment.objects.using("payments").get(reservation_id=reservation_id).status == "FAILED"
     assert balance_of(user_id) == 100_000
     assert (len(events("payment-fail")), len(events("payment-success"))) == (1, 0)
+
+
+def test_a_payment_given_up_on_tells_the_user_payment_error_and_nothing_internal(fund: Any) -> None:
+    # given a funded user whose charge kept failing with a database error
+    user_id, reservation_id = new_id(), new_id()
+    fund(user_id, 80_000)
+    error = 'gave up after 3 retries: connection to server at "db.internal" (10.0.0.5), port 5432 failed'
+
+    # when the consumer gives up on the charge
+    with transaction.atomic(using="payments"):
+        payment_give_up({"reservation_id": reservation_id, "user_id": user_id, "amount": 50_000}, reason=error)
+
+    # then the payment and the payment-fail event say "payment error", and no part of the error
+    payment = Payment.objects.using("payments").get(reservation_id=reservation_id)
+    (announced,) = [e for e in events("payment-fail") if e.payload["reservation_id"] == reservation_id]
+    assert (payment.status, payment.reason) == ("FAILED", "payment error")
+    assert announced.payload["reason"] == "payment error"

@@ -70,7 +70,7 @@ def test_a_gateway_that_keeps_failing_turns_into_the_failure_path(
     # then after the bounded retries the booking is system-cancelled with the reason, and nothing is charged
     reservation = settled(reservation_id)
     assert reservation.status == "SYSTEM_CANCELED"
-    assert reservation.reason.startswith("payment error: gave up after 3 retries")
+    assert reservation.reason == "payment error"
     assert Wallet.objects.using("payments").get(user_id=user_id).balance == 100_000
     assert Payment.objects.using("payments").get(reservation_id=reservation_id).status == "FAILED"
 

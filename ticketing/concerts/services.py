@@ -36,8 +36,14 @@ SEAT_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+# What a user may read in a reservation's ``reason``: a small fixed vocabulary. An error's text
+# (database hosts, SQL, exception reprs) stays in the logs, the outbox row and the dead letter.
 HOLD_EXPIRED = "hold expired"
 UNDELIVERABLE = "payment request undeliverable"
+PAYMENT_ERROR = "payment error"
+CANCELED_BY_USER = "canceled by user"
+PAYMENT_REFUSALS = frozenset({"insufficient balance", "wallet missing", "amount mismatch", PAYMENT_ERROR})
+REASONS = PAYMENT_REFUSALS | {HOLD_EXPIRED, UNDELIVERABLE, CANCELED_BY_USER}
 
 
 class SeatNotFound(Exception):
@@ -144,10 +150,10 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
         paid = reservation.status == ReservationStatus.CONFIRMED
         if paid and reservation.seat.performance.starts_at <= timezone.now():
             raise CannotCancel("The performance has already started.")
-        reservation_move(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, "canceled by user")
+        reservation_move(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
         seat_move(reservation.seat, SeatStatus.AVAILABLE)
         if paid:
-            reservation_request_refund(reservation, reason="canceled by user")
+            reservation_request_refund(reservation, reason=CANCELED_BY_USER)
     return reservation
 
 
@@ -193,11 +199,19 @@ def reservation_lock(reservation_id: int) -> Reservation | None:
     return reservation
 
 
+def public_reason(reason: str) -> str:
+    """``reason`` if it is one of the vocabulary; anything else (an error's text) reads "payment error"."""
+    if not reason or reason in REASONS:
+        return reason
+    logger.warning("reason %r is not for users' eyes: recorded as %r", reason[:500], PAYMENT_ERROR)
+    return PAYMENT_ERROR
+
+
 def reservation_move(reservation: Reservation, target: str, step: str, reason: str = "") -> None:
     check_transition(RESERVATION_TRANSITIONS, reservation.status, target)
     reservation.status = target
     reservation.saga_step = step
-    reservation.reason = reason[:200]
+    reservation.reason = public_reason(reason)
     reservation.save(using=DB, update_fields=["status", "saga_step", "reason", "updated_at"])
 
 

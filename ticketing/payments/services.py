@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,7 +12,12 @@ from ticketing.outbox.publish import publish
 from .gateways import gateway
 from .models import EntryKind, Payment, PaymentStatus, Wallet, WalletEntry
 
+logger = logging.getLogger(__name__)
+
 DB = "payments"
+# A payment's reason (and the payment-fail event's) is for users: one of a few fixed phrases. The
+# error behind a "payment error" goes to the logs (and to the dead letter where there is one).
+PAYMENT_ERROR = "payment error"
 MAX_CHARGE = 100_000_000
 
 
@@ -101,16 +107,15 @@ def payment_refund(*, reservation_id: int, reason: str) -> Payment | None:
 
 
 def payment_give_up(payload: dict[str, Any], *, reason: str) -> None:
-    """concert-reserve whose charge kept failing on transient errors: fail it, so the saga compensates."""
+    """concert-reserve whose charge kept failing on transient errors: fail it, so the saga compensates.
+
+    ``reason`` is the error behind it, for the logs only; the user reads "payment error".
+    """
     reservation_id = int(payload["reservation_id"])
     if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
         return
-    payment_refuse(
-        reservation_id=reservation_id,
-        user_id=int(payload["user_id"]),
-        amount=0,
-        reason=f"payment error: {reason}",
-    )
+    logger.error("payment for reservation %s failed: %s", reservation_id, reason)
+    payment_refuse(reservation_id=reservation_id, user_id=int(payload["user_id"]), amount=0, reason=PAYMENT_ERROR)
 
 
 def handle_concert_reserve(payload: dict[str, Any]) -> None:
