@@ -1,14 +1,17 @@
-"""API plumbing shared by every service: error format, strict fields, id path converter."""
+"""API plumbing shared by every service: error format, strict fields, id path converter, client address,
+throttles."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 MAX_DB_ID = 2**63 - 1
@@ -63,3 +66,54 @@ def user_id_of(request: Request) -> int:
     if user_id is None:
         raise exceptions.NotAuthenticated
     return int(user_id)
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the connection's, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front.
+
+    Behind N trusted proxies it is the N-th ``X-Forwarded-For`` entry from the right (the one the
+    outermost trusted proxy appended); whatever a client wrote there itself is never believed.
+    """
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    proxies = settings.TRUSTED_PROXY_COUNT
+    hops = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()]
+    if proxies <= 0 or not hops:
+        return remote
+    return hops[-min(proxies, len(hops))]
+
+
+class SettingRateThrottle(SimpleRateThrottle):
+    """A throttle on the default cache (Redis when REDIS_URL is set) whose rate, ``N/period``, is a setting.
+
+    Past it the answer is 429 with ``Retry-After``. Reads and other safe methods are never counted.
+    """
+
+    rate_setting: str
+
+    def get_rate(self) -> str:
+        return str(getattr(settings, self.rate_setting))
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return super().allow_request(request, view)
+
+    def ident_of(self, request: Request) -> str:
+        raise NotImplementedError
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.ident_of(request)}
+
+
+class AddressRateThrottle(SettingRateThrottle):
+    """Counts per client address."""
+
+    def ident_of(self, request: Request) -> str:
+        return client_address(request)
+
+
+class UserRateThrottle(SettingRateThrottle):
+    """Counts per authenticated user (the token's user id)."""
+
+    def ident_of(self, request: Request) -> str:
+        return str(user_id_of(request))

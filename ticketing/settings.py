@@ -8,6 +8,7 @@ files and kombu's filesystem transport.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ def env_bool(name: str, default: bool) -> bool:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def env_rate(name: str, default: str) -> str:
+    """A throttle rate in the ``N/period`` form (period: s, min, hour, day), checked at start-up."""
+    value = os.environ.get(name) or default
+    if not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 20/min (N/s, N/min, N/hour or N/day), not {value!r}.")
+    return value
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -121,9 +130,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins: past the free failures of an account (or of a client address) within the window,
+# each further failure makes it wait the base, twice that, four times, ... up to the cap (by default
+# 1 s, 2 s, 4 s, ... 60 s): guessing is slow, and nobody can lock an account for good.
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
 LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20)
+LOGIN_DELAY_BASE_SECONDS = env_int("LOGIN_DELAY_BASE_SECONDS", 1)
+LOGIN_DELAY_CAP_SECONDS = env_int("LOGIN_DELAY_CAP_SECONDS", 60)
+# Reverse proxies in front of the web server whose X-Forwarded-For entries are believed (0: none, the
+# connection's address is the client's).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Rates a person never meets; a load test raises them.
+SIGNUP_RATE_PER_ADDRESS = env_rate("SIGNUP_RATE_PER_ADDRESS", "20/hour")
+BOOKING_RATE_PER_USER = env_rate("BOOKING_RATE_PER_USER", "20/min")
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES: dict[str, dict[str, Any]] = {
@@ -147,6 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ticketing.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # for any stock DRF throttle; ours use ticketing.api.client_address
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import PASSWORD, all_databases, unique
+from tests.conftest import PASSWORD, all_databases, new_client, unique
 from ticketing.accounts.models import User
 from ticketing.outbox.models import OutboxMessage
 
@@ -173,3 +173,47 @@ def test_signup_writes_a_user_registered_event_in_the_accounts_database(api: API
     assert message.state == "PENDING"
     for alias in ("concerts", "payments"):
         assert not OutboxMessage.objects.using(alias).filter(event="user-registered").exists()
+
+
+def test_signups_past_the_rate_of_an_address_are_a_429_with_retry_after(api: APIClient, settings: Any) -> None:
+    # given an address that signed up as often as its rate allows
+    settings.SIGNUP_RATE_PER_ADDRESS = "2/min"
+    for _ in range(2):
+        assert signup(api, unique("kim")).status_code == 201
+
+    # when it signs up once more
+    username = unique("kim")
+    response = signup(api, username)
+
+    # then it is a 429 saying when to try again, and no account was made
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert users_named(username) == 0
+
+
+def test_the_signup_rate_counts_each_address_on_its_own(settings: Any) -> None:
+    # given an address past its signup rate
+    settings.SIGNUP_RATE_PER_ADDRESS = "1/min"
+    busy = new_client()
+    signup(busy, unique("kim"))
+    assert signup(busy, unique("kim")).status_code == 429
+
+    # when someone else signs up from another address
+    response = signup(new_client(), unique("lee"))
+
+    # then it works
+    assert response.status_code == 201
+
+
+def test_a_forwarded_for_header_does_not_escape_the_signup_rate(api: APIClient, settings: Any) -> None:
+    # given an address past its signup rate (and no trusted proxy)
+    settings.SIGNUP_RATE_PER_ADDRESS = "1/min"
+    signup(api, unique("kim"))
+
+    # when it claims another address in X-Forwarded-For
+    response = api.post(
+        URL, {"username": unique("kim"), "password": PASSWORD}, format="json", HTTP_X_FORWARDED_FOR="10.3.3.3"
+    )
+
+    # then it is still throttled
+    assert response.status_code == 429

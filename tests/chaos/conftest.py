@@ -73,7 +73,9 @@ class BookingLoad:
 
 
 @pytest.fixture
-def load(make_user: Any, make_seats: Any, fund: Any, client_for: Any) -> Any:
+def load(make_user: Any, make_seats: Any, fund: Any, client_for: Any, settings: Any) -> Any:
+    settings.BOOKING_RATE_PER_USER = "100000/min"  # a load test, not a person
+
     def start(seconds: float, rate: float = 15) -> BookingLoad:
         users = [make_user() for _ in range(12)]
         for index, user in enumerate(users):

@@ -245,3 +245,38 @@ def test_an_unknown_reservation_is_a_404(make_user: Any, client_for: Any, reserv
 
     # then it is a 404, never a 500
     assert response.status_code == 404
+
+
+def test_bookings_past_a_users_rate_are_a_429_with_retry_after(
+    make_user: Any, make_seats: Any, client_for: Any, settings: Any
+) -> None:
+    # given a user who booked as often as the rate allows
+    settings.BOOKING_RATE_PER_USER = "2/min"
+    client = client_for(make_user())
+    first, second, third = make_seats(count=3)
+    assert [book(client, s.id).status_code for s in (first, second)] == [202, 202]
+
+    # when they book once more
+    response = book(client, third.id)
+
+    # then it is a 429 saying when to try again, and the seat is untouched
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert seat_status(third) == "AVAILABLE"
+
+
+def test_the_booking_rate_counts_each_user_on_its_own_and_never_reads(
+    make_user: Any, make_seats: Any, client_for: Any, settings: Any
+) -> None:
+    # given a user past the booking rate
+    settings.BOOKING_RATE_PER_USER = "1/min"
+    busy = client_for(make_user())
+    first, second = make_seats(count=2)
+    book(busy, first.id)
+
+    # when that user lists their bookings, and another user books
+    listing = busy.get(URL)
+    other = book(client_for(make_user()), second.id)
+
+    # then neither is throttled
+    assert (listing.status_code, other.status_code) == (200, 202)

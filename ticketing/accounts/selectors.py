@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from django.core.cache import cache
 
 from .models import User
@@ -17,11 +20,20 @@ def user_by_username(*, username: str) -> User | None:
     return User.objects.using(DB).filter(username__iexact=username).first()
 
 
+def login_account_key(username: str) -> str:
+    return f"login-fail:user:{username.lower()}"
+
+
 def login_failure_keys(*, username: str, ip: str) -> tuple[str, str]:
-    return f"login-fail:user:{username.lower()}", f"login-fail:ip:{ip}"
+    return login_account_key(username), f"login-fail:ip:{ip}"
 
 
-def login_is_throttled(*, username: str, ip: str, per_account: int, per_ip: int) -> bool:
-    user_key, ip_key = login_failure_keys(username=username, ip=ip)
-    counts = cache.get_many([user_key, ip_key])
-    return counts.get(user_key, 0) >= per_account or counts.get(ip_key, 0) >= per_ip
+def login_wait_key(failure_key: str) -> str:
+    return failure_key.replace("login-fail:", "login-wait:", 1)
+
+
+def login_wait_seconds(*, username: str, ip: str) -> int:
+    """How long this account or this address must still wait after its failures (0: it may try now)."""
+    waits = cache.get_many([login_wait_key(key) for key in login_failure_keys(username=username, ip=ip)])
+    until = max(waits.values(), default=0.0)
+    return max(0, math.ceil(until - time.time()))

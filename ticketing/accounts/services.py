@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
@@ -10,7 +12,7 @@ from django.db import IntegrityError, transaction
 from ticketing.outbox.publish import publish
 
 from .models import User
-from .selectors import DB, login_failure_keys, login_is_throttled, user_by_username
+from .selectors import DB, login_account_key, login_failure_keys, login_wait_key, login_wait_seconds, user_by_username
 
 
 class UsernameTaken(Exception):
@@ -18,7 +20,9 @@ class UsernameTaken(Exception):
 
 
 class LoginThrottled(Exception):
-    pass
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"try again in {wait} s")
+        self.wait = wait
 
 
 class InvalidCredentials(Exception):
@@ -48,31 +52,50 @@ def user_register(*, username: str, password: str) -> User:
 
 
 def user_login(*, username: str, password: str, ip: str) -> User:
-    """Check the credentials, refusing early once an account or an IP failed too often."""
-    if login_is_throttled(
-        username=username,
-        ip=ip,
-        per_account=settings.LOGIN_FAILURES_PER_ACCOUNT,
-        per_ip=settings.LOGIN_FAILURES_PER_IP,
-    ):
-        raise LoginThrottled
+    """Check the credentials, unless the account or the address must still wait after its failures.
+
+    The wait is short and grows with each failure past the free ones (1 s, 2 s, 4 s, ... up to
+    LOGIN_DELAY_CAP_SECONDS, by default), so guessing is slow while nobody can lock an account for good: once the
+    wait is over, the right password works.
+    """
+    if wait := login_wait_seconds(username=username, ip=ip):
+        raise LoginThrottled(wait)
     user = user_by_username(username=username)
     if user is None:
         User().set_password(password)  # spend the same time as a real check: no user enumeration
     elif user.is_active and user.check_password(password):
+        login_failures_forget(username=username)
         return user
     login_failure_record(username=username, ip=ip)
     raise InvalidCredentials
 
 
 def login_failure_record(*, username: str, ip: str) -> None:
+    account_key, ip_key = login_failure_keys(username=username, ip=ip)
+    for key, free in ((account_key, settings.LOGIN_FAILURES_PER_ACCOUNT), (ip_key, settings.LOGIN_FAILURES_PER_IP)):
+        failures = login_failure_count(key)
+        if failures >= free:
+            growth = 2 ** min(failures - free, 30)
+            delay = min(settings.LOGIN_DELAY_BASE_SECONDS * growth, settings.LOGIN_DELAY_CAP_SECONDS)
+            cache.set(login_wait_key(key), time.time() + delay, timeout=delay)
+
+
+def login_failures_forget(*, username: str) -> None:
+    """A successful login starts the account afresh (not its address: one account must not clear it)."""
+    key = login_account_key(username)
+    cache.delete_many([key, login_wait_key(key)])
+
+
+def login_failure_count(key: str) -> int:
+    """One more failure under ``key`` within the window; the count so far."""
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    for key in login_failure_keys(username=username, ip=ip):
-        if not cache.add(key, 1, timeout=window):
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=window)
+    if cache.add(key, 1, timeout=window):
+        return 1
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        return 1
 
 
 def demo_admin_ensure(*, password: str) -> User:

@@ -13,22 +13,22 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from ticketing.api import user_id_of
+from ticketing.api import AddressRateThrottle, client_address, user_id_of
 
 from .. import selectors, services
 from ..models import User
 from .serializers import LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
 
 
-class LoginThrottledError(exceptions.APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_detail = "Too many failed logins; try again later."
-    default_code = "login_throttled"
+class SignupThrottle(AddressRateThrottle):
+    scope = "signup"
+    rate_setting = "SIGNUP_RATE_PER_ADDRESS"
 
 
 class SignupView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes = [SignupThrottle]
 
     @extend_schema(request=SignupSerializer, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:
@@ -56,9 +56,9 @@ class LoginView(APIView):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            user = services.user_login(**serializer.validated_data, ip=request.META.get("REMOTE_ADDR", ""))
+            user = services.user_login(**serializer.validated_data, ip=client_address(request))
         except services.LoginThrottled as exc:
-            raise LoginThrottledError from exc
+            raise exceptions.Throttled(exc.wait, "Too many failed logins; try again shortly.") from exc
         except services.InvalidCredentials as exc:
             raise exceptions.AuthenticationFailed("Wrong username or password.") from exc
         refresh = RefreshToken.for_user(user)

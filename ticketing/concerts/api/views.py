@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ticketing.api import user_id_of
+from ticketing.api import UserRateThrottle, user_id_of
 from ticketing.idempotency.services import idempotent
 
 from .. import selectors, services
@@ -55,7 +55,14 @@ class PerformanceSeatsView(APIView):
         return Response(SeatSerializer(seats, many=True).data)
 
 
+class BookingThrottle(UserRateThrottle):
+    scope = "booking"
+    rate_setting = "BOOKING_RATE_PER_USER"
+
+
 class ReservationListView(APIView):
+    throttle_classes = [BookingThrottle]  # counts the bookings (POST) only
+
     @extend_schema(responses={200: ReservationSerializer(many=True)})
     def get(self, request: Request) -> Response:
         reservations = selectors.reservation_list(user_id=user_id_of(request))
