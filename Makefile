@@ -10,7 +10,7 @@ export PORT
 # Each test run gets databases, a RabbitMQ vhost and a cache key prefix of its own.
 TEST_RUN := $(shell $(PYTHON) -c 'import uuid; print(uuid.uuid4().hex[:10])')
 PG := postgres://root@127.0.0.1:5432
-TEST_ENV := TICKETING_TEST_RUN=$(TEST_RUN) \
+TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	ACCOUNTS_DATABASE_URL=$${TEST_ACCOUNTS_DATABASE_URL:-$(PG)/ticketing_accounts} \
 	CONCERTS_DATABASE_URL=$${TEST_CONCERTS_DATABASE_URL:-$(PG)/ticketing_concerts} \
 	PAYMENTS_DATABASE_URL=$${TEST_PAYMENTS_DATABASE_URL:-$(PG)/ticketing_payments} \
@@ -20,6 +20,10 @@ TEST_ENV := TICKETING_TEST_RUN=$(TEST_RUN) \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
 
 .PHONY: install migrate demo run test lint check-types check-imports pytest chaos bench clean
+
+# Only `make run` (with the steps it runs) and the checks may use the development defaults (DEBUG on,
+# a public SECRET_KEY); set DEBUG=0 and a SECRET_KEY to run the real thing through the same command.
+migrate demo run check-types: export TICKETING_DEV ?= 1
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)

@@ -41,12 +41,28 @@ def env_rate(name: str, default: str) -> str:
     return value
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789"  # noqa: S105
+# Development defaults (DEBUG on, a public key that also signs the JWTs) only where they are asked
+# for: `make run` and the tests set TICKETING_DEV=1. Anything else (the image, gunicorn or celery
+# started by hand, DEBUG=0) refuses to start without a real SECRET_KEY.
+DEVELOPMENT = env_bool("TICKETING_DEV", False)
+DEBUG = env_bool("DEBUG", DEVELOPMENT)
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789"  # noqa: S105
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def secret_key() -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if DEVELOPMENT and DEBUG:
+        return key or DEVELOPMENT_SECRET_KEY
+    if not key or key == DEVELOPMENT_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set to a secret of at least {MIN_SECRET_KEY_LENGTH} characters (it signs the "
+            "login tokens). Only `make run` (TICKETING_DEV=1, DEBUG on) may use the development key."
+        )
+    return key
+
+
+SECRET_KEY = secret_key()
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
