@@ -16,6 +16,12 @@ from .relay import replay
 from .services import dead_letters_replay
 
 
+# Publishing or replaying events changes what the services do: it needs a permission of its own, not
+# just the right to look (a superuser has every permission).
+REPLAY_OUTBOX = "outbox.replay_outboxmessage"
+REPLAY_DEAD_LETTERS = "outbox.replay_deadletter"
+
+
 class OutboxAdmin(ReadOnlyServiceModelAdmin):
     list_display = ["id", "event", "correlation_id", "state", "attempts", "next_attempt_at", "created_at", "sent_at"]
     list_filter = ["state", "event", "created_at"]
@@ -23,7 +29,10 @@ class OutboxAdmin(ReadOnlyServiceModelAdmin):
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
     actions = ["publish_again"]
 
-    @admin.action(description="Publish again (consumers ignore what they already have)")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REPLAY_OUTBOX)
+
+    @admin.action(description="Publish again (consumers ignore what they already have)", permissions=["replay"])
     def publish_again(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         count = replay(using=self.db(), ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} message(s) will be published again.", messages.SUCCESS)
@@ -42,7 +51,12 @@ class DeadLetterAdmin(ReadOnlyServiceModelAdmin):
     readonly_fields = ["event_id", "event", "correlation_id", "envelope", "error", "attempts", "created_at"]
     actions = ["replay_to_consumer"]
 
-    @admin.action(description="Replay to the consumer (after a fix; the inbox keeps it exactly-once)")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REPLAY_DEAD_LETTERS)
+
+    @admin.action(
+        description="Replay to the consumer (after a fix; the inbox keeps it exactly-once)", permissions=["replay"]
+    )
     def replay_to_consumer(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         count = dead_letters_replay(using=self.db(), event_ids=list(queryset.values_list("event_id", flat=True)))
         self.message_user(request, f"{count} message(s) sent to the consumer again.", messages.SUCCESS)

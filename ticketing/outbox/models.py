@@ -40,6 +40,7 @@ class OutboxMessage(models.Model):
 
     class Meta:
         ordering = ["id"]
+        permissions = [("replay_outboxmessage", "Can publish outbox messages again")]
         indexes = [
             models.Index(
                 fields=["next_attempt_at", "id"],
@@ -114,6 +115,7 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("replay_deadletter", "Can replay dead letters to their consumer")]
 
     def __str__(self) -> str:
         return f"dead {self.event} {self.event_id}"
