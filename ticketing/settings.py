@@ -243,6 +243,8 @@ CONSUMER_MAX_RETRIES = env_int("CONSUMER_MAX_RETRIES", 5)
 CONSUMER_RETRY_BASE_SECONDS = float(os.environ.get("CONSUMER_RETRY_BASE_SECONDS", "1"))
 CONSUMER_RETRY_CAP_SECONDS = float(os.environ.get("CONSUMER_RETRY_CAP_SECONDS", "60"))
 RETENTION_SECONDS = env_int("RETENTION_SECONDS", 7 * 24 * 3600)
+# Dead outbox rows, dead letters and dead redelivery records wait for an operator: kept longer.
+DEAD_RETENTION_SECONDS = env_int("DEAD_RETENTION_SECONDS", 30 * 24 * 3600)
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
 # Batches per table and sweep (a sweep a minute): up to 100,000 rows a minute by default.
 RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 100)

@@ -68,6 +68,7 @@ class SagaStep(models.TextChoices):
 
 
 LIVE_STATUSES = (ReservationStatus.PENDING, ReservationStatus.CONFIRMED)
+CANCELLED_STATUSES = (ReservationStatus.SYSTEM_CANCELED, ReservationStatus.CANCELED)
 
 
 class Reservation(models.Model):
@@ -90,7 +91,15 @@ class Reservation(models.Model):
                 name="concerts_one_live_reservation_per_seat",
             ),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="concerts_res_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="concerts_res_status_created"),
+            # The repair walks recently cancelled reservations in this order, a bounded page a run.
+            models.Index(
+                fields=["updated_at", "id"],
+                name="concerts_res_cancelled_upd",
+                condition=Q(status__in=["SYSTEM_CANCELED", "CANCELED"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"reservation {self.id} ({self.status})"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from datetime import timedelta
 
-from .models import Concert, Performance, Reservation, Seat
+from django.db.models import CharField, Prefetch, QuerySet
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from ticketing.outbox.selectors import dead_aggregate_ids
+
+from .models import Concert, Performance, Reservation, ReservationStatus, Seat
 
 DB = "concerts"
 
@@ -30,3 +36,20 @@ def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
 
 def reservation_get(*, user_id: int, reservation_id: int) -> Reservation | None:
     return reservation_list(user_id=user_id).filter(pk=reservation_id).first()
+
+
+# --- What the periodic jobs look at: each a bounded page, on an index, whatever the history ----------
+
+
+def reservations_past_hold(*, hold_seconds: int) -> QuerySet[Reservation]:
+    """PENDING reservations older than the hold, oldest first (the index on status and created_at)."""
+    deadline = timezone.now() - timedelta(seconds=hold_seconds)
+    pending = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING, created_at__lt=deadline)
+    return pending.order_by("created_at")
+
+
+def reservations_undeliverable() -> QuerySet[Reservation]:
+    """PENDING reservations whose concert-reserve outbox row is dead: one query, never an id list."""
+    dead = dead_aggregate_ids(using=DB, event="concert-reserve")
+    pending = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING)
+    return pending.annotate(ref=Cast("id", CharField())).filter(ref__in=dead).order_by("id")

@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ticketing.outbox.publish import publish
-from ticketing.outbox.selectors import dead_aggregate_ids
 
 from .models import Concert, Performance, Reservation, ReservationStatus, SagaStep, Seat, SeatStatus
+from .selectors import reservations_past_hold, reservations_undeliverable
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +167,11 @@ def reservation_request_refund(reservation: Reservation, *, reason: str, payment
 
 
 def reservation_repair_stuck(*, limit: int = 500) -> int:
-    """Compensate PENDING reservations whose concert-reserve went dead: no payment can come for them."""
-    ids = [int(i) for i in dead_aggregate_ids(using=DB, event="concert-reserve")]
-    pending = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING, id__in=ids)
-    stuck = list(pending.order_by("id").values_list("id", flat=True)[:limit])
+    """Compensate PENDING reservations whose concert-reserve went dead: no payment can come for them.
+
+    One query on indexes (PENDING reservations, dead outbox rows), at most ``limit`` rows a run.
+    """
+    stuck = list(reservations_undeliverable().values_list("id", flat=True)[:limit])
     repaired = sum(reservation_compensate(reservation_id=rid, reason=UNDELIVERABLE) for rid in stuck)
     if repaired:
         logger.warning("compensated %d reservations whose payment request was undeliverable", repaired)
@@ -179,9 +180,7 @@ def reservation_repair_stuck(*, limit: int = 500) -> int:
 
 def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
     """Compensate PENDING reservations older than the hold (a database deadline, run by beat)."""
-    deadline = timezone.now() - timedelta(seconds=hold_seconds)
-    expired = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING, created_at__lt=deadline)
-    ids = list(expired.order_by("id").values_list("id", flat=True)[:limit])
+    ids = list(reservations_past_hold(hold_seconds=hold_seconds).values_list("id", flat=True)[:limit])
     return sum(reservation_compensate(reservation_id=rid, reason=HOLD_EXPIRED) for rid in ids)
 
 

@@ -9,11 +9,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from ticketing.retention import delete_in_batches
 
 from .models import IdempotencyKey
 
@@ -89,9 +92,16 @@ def run(handle: Callable[[], Response], request: Request) -> Response:
         return response
 
 
-def expired_keys_delete(*, using: str, batch_size: int) -> int:
+def expired_keys(*, using: str) -> QuerySet[IdempotencyKey]:
     fresh_after = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
-    ids = list(
-        IdempotencyKey.objects.using(using).filter(created_at__lt=fresh_after).values_list("id", flat=True)[:batch_size]
+    return IdempotencyKey.objects.using(using).filter(created_at__lt=fresh_after)
+
+
+def expired_keys_delete(*, using: str, batch_size: int | None = None) -> int:
+    """Forget expired keys batch after batch until caught up (at most RETENTION_MAX_BATCHES per run)."""
+    return delete_in_batches(
+        expired_keys(using=using),
+        using=using,
+        batch_size=batch_size or settings.RETENTION_BATCH_SIZE,
+        max_batches=settings.RETENTION_MAX_BATCHES,
     )
-    return IdempotencyKey.objects.using(using).filter(id__in=ids).delete()[0]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from .models import InboxMessage, OutboxMessage, OutboxState
 
@@ -31,7 +32,11 @@ def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
     return sorted(rows, key=lambda row: row.at)
 
 
-def dead_aggregate_ids(*, using: str, event: str) -> list[str]:
-    """Aggregates whose ``event`` could not be delivered (its outbox row is dead)."""
-    rows = OutboxMessage.objects.using(using).filter(event=event, state=OutboxState.DEAD)
-    return list(rows.values_list("aggregate_id", flat=True))
+def dead_aggregate_ids(*, using: str, event: str) -> QuerySet[OutboxMessage, str]:
+    """Aggregates whose ``event`` could not be delivered (its outbox row is dead), as a subquery.
+
+    Never loaded into memory: the caller filters its own rows with it, in its own database, and the
+    database answers from the index of dead rows.
+    """
+    rows = OutboxMessage.objects.using(using).filter(event=event, state=OutboxState.DEAD).order_by()
+    return rows.values_list("aggregate_id", flat=True)

@@ -9,8 +9,10 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+
+from ticketing.retention import delete_in_batches
 
 from .models import DeadLetter, InboxMessage, OutboxMessage, OutboxState, Redelivery
 
@@ -49,26 +51,40 @@ def dead_letters_replay(*, using: str, event_ids: list[uuid.UUID]) -> int:
     return len(letters)
 
 
-def retention_sweep(*, using: str, batch_size: int | None = None) -> int:
-    """Delete sent outbox rows and old inbox rows in bounded batches, so the tables stay small.
+def expired_rows(*, using: str) -> dict[str, QuerySet[Any]]:
+    """What retention deletes, each on an index of its own.
 
-    An inbox row outlives any redelivery by far (days against seconds); past that, the handlers' own
-    state checks still make a very late duplicate a no-op.
+    Sent outbox rows, inbox rows and redelivery counts after RETENTION_SECONDS: an inbox row outlives
+    any redelivery by far (days against seconds), and past that the handlers' own state checks still
+    make a very late duplicate a no-op. Dead outbox rows, dead letters and dead redelivery records
+    after the longer DEAD_RETENTION_SECONDS: they wait for an operator, who sees them in the admin.
     """
-    batch = batch_size or settings.RETENTION_BATCH_SIZE
-    cutoff = timezone.now() - timedelta(seconds=settings.RETENTION_SECONDS)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.RETENTION_SECONDS)
+    dead_cutoff = now - timedelta(seconds=settings.DEAD_RETENTION_SECONDS)
+    return {
+        "sent outbox rows": OutboxMessage.objects.using(using).filter(state=OutboxState.SENT, sent_at__lt=cutoff),
+        "inbox rows": InboxMessage.objects.using(using).filter(received_at__lt=cutoff),
+        "redelivery counts": Redelivery.objects.using(using).filter(dead=False, last_seen_at__lt=cutoff),
+        "dead outbox rows": OutboxMessage.objects.using(using).filter(
+            state=OutboxState.DEAD, created_at__lt=dead_cutoff
+        ),
+        "dead letters": DeadLetter.objects.using(using).filter(created_at__lt=dead_cutoff),
+        "dead redelivery records": Redelivery.objects.using(using).filter(dead=True, last_seen_at__lt=dead_cutoff),
+    }
+
+
+def retention_sweep(*, using: str, batch_size: int | None = None) -> int:
+    """Delete expired rows (see expired_rows) batch after batch until caught up, so the tables stay small."""
     deleted = 0
-    for queryset in (
-        OutboxMessage.objects.using(using).filter(state=OutboxState.SENT, sent_at__lt=cutoff),
-        InboxMessage.objects.using(using).filter(received_at__lt=cutoff),
-        Redelivery.objects.using(using).filter(dead=False, last_seen_at__lt=cutoff),
-    ):
-        # Batch after batch until caught up: a sweep a minute must keep pace with the event rate
-        # (one batch would cap retention at RETENTION_BATCH_SIZE rows a minute).
-        for _ in range(settings.RETENTION_MAX_BATCHES):
-            pks = list(queryset.values_list("pk", flat=True)[:batch])
-            with transaction.atomic(using=using):
-                deleted += queryset.model.objects.using(using).filter(pk__in=pks).delete()[0]
-            if len(pks) < batch:
-                break
+    for what, queryset in expired_rows(using=using).items():
+        count = delete_in_batches(
+            queryset,
+            using=using,
+            batch_size=batch_size or settings.RETENTION_BATCH_SIZE,
+            max_batches=settings.RETENTION_MAX_BATCHES,
+        )
+        if count and what.startswith("dead"):
+            logger.warning("%s: retention deleted %d %s older than DEAD_RETENTION_SECONDS", using, count, what)
+        deleted += count
     return deleted
