@@ -11,12 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from tests.conftest import all_databases
+from ticketing.audit import invariants
 from ticketing.audit.invariants import audit
 from ticketing.audit.repair import repair
 from ticketing.concerts.models import Reservation, Seat
-from ticketing.concerts.services import reservation_create
+from ticketing.concerts.services import reservation_confirm, reservation_create
 from ticketing.outbox.models import OutboxMessage, OutboxState
-from ticketing.payments.models import Wallet
+from ticketing.payments.models import Payment, Wallet
 from ticketing.payments.services import payment_charge
 
 pytestmark = [all_databases]
@@ -114,3 +115,47 @@ def test_repair_asks_again_for_a_refund_that_never_came(make_user: Any, make_sea
     # then it says so, and a payment-refund request is in the concerts outbox
     assert actions == ["asked again for the refund of 1 cancelled reservations still charged"]
     assert OutboxMessage.objects.using("concerts").filter(event="payment-refund").count() == 1
+
+
+def test_a_successful_payment_for_no_reservation_is_named() -> None:
+    # given a successful payment whose reservation concerts never had
+    payment = Payment.objects.using("payments").create(
+        reservation_id=987_654_321, user_id=1, amount=1_000, status="SUCCEEDED"
+    )
+    # then the audit names it
+    assert audit() == [f"A6.3: successful payment {payment.pk} is for unknown reservation 987654321"]
+
+
+def test_each_invariant_names_its_first_violations_and_counts_the_rest(
+    make_seats: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given three seats sold without a reservation, and an audit that names at most two per invariant
+    monkeypatch.setattr(invariants, "MAX_REPORTED", 2)
+    seats = make_seats(count=3)
+    Seat.objects.using("concerts").filter(pk__in=[s.pk for s in seats]).update(status="SOLD")
+
+    # then two are named and the third is counted
+    assert audit() == [
+        f"A6.4: seat {seats[0].pk} is SOLD but its live reservation is none",
+        f"A6.4: seat {seats[1].pk} is SOLD but its live reservation is none",
+        "A6.4: ... and 1 more",
+    ]
+
+
+def test_reservations_and_payments_are_matched_across_the_databases_in_id_order(
+    make_user: Any, make_seats: Any, fund: Any
+) -> None:
+    # given many bookings, every other one paid and confirmed, one of them confirmed without payment
+    user = make_user()
+    fund(user.id, 10_000_000)
+    seats = make_seats(count=9, price=1_000)
+    reservations = [reservation_create(user_id=user.id, seat_id=seat.id) for seat in seats]
+    for reservation in reservations[::2]:
+        with transaction.atomic(using="payments"):
+            payment_charge(reservation_id=reservation.pk, user_id=user.id, amount=reservation.amount)
+        reservation_confirm(reservation_id=reservation.pk, payment_id=1)
+    unpaid = reservations[3]
+    reservation_confirm(reservation_id=unpaid.pk, payment_id=1)
+
+    # then only the unpaid confirmed one is named
+    assert audit() == [f"A6.2: CONFIRMED reservation {unpaid.pk} has 0 successful payments of 1000"]

@@ -1,117 +1,210 @@
 """The invariants of the saga (docs/CONTRACT.md §6), checked across the three service databases.
 
 This is an operator's tool: the one place that reads every service's tables. Services never do.
+
+It runs in bounded memory whatever the number of sagas: what one database can answer alone is asked
+of it in SQL (seats, ledgers, deadlines), and the checks that need both concerts and payments stream
+the reservations and the payments side by side, in id order, a chunk at a time (a merge join). Each
+invariant reports at most MAX_REPORTED violations, then how many more it found.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db import transaction
+from django.db.models import BigIntegerField, Case, CharField, Count, F, OuterRef, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ticketing.concerts.models import LIVE_STATUSES, Reservation, ReservationStatus, Seat, SeatStatus
 from ticketing.outbox.models import OutboxMessage, OutboxState
-from ticketing.payments.models import EntryKind, Payment, PaymentStatus, Wallet, WalletEntry
+from ticketing.payments.models import EntryKind, Payment, PaymentStatus, Wallet
 
 RELAY_SLACK_SECONDS = 30
+CONCERTS, PAYMENTS = "concerts", "payments"
+CHUNK = 2000
+MAX_REPORTED = 1000
 
-Row = dict[str, Any]
-PaymentsByReservation = dict[int, list[Row]]
+Row = Mapping[str, Any]
+
+
+class Findings:
+    """The violations of one invariant: the first MAX_REPORTED named, the rest counted."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.named: list[str] = []
+        self.more = 0
+
+    def add(self, text: str) -> None:
+        if len(self.named) < MAX_REPORTED:
+            self.named.append(f"{self.code}: {text}")
+        else:
+            self.more += 1
+
+    def report(self) -> list[str]:
+        return [*self.named, *([f"{self.code}: ... and {self.more} more"] if self.more else [])]
 
 
 def audit(*, idle: bool = False) -> list[str]:
     """Every violation found, as a sentence naming the rows; an empty list means all invariants hold."""
-    reservations: list[Row] = [
-        dict(row)
-        for row in Reservation.objects.using("concerts").values("id", "seat_id", "status", "amount", "created_at")
-    ]
-    payments: PaymentsByReservation = defaultdict(list)
-    for payment in Payment.objects.using("payments").values("id", "reservation_id", "status", "amount"):
-        payments[payment["reservation_id"]].append(dict(payment))
-    return [
-        *seats_held_once(reservations),
-        *confirmed_paid_once(reservations, payments),
-        *canceled_costs_nothing(reservations, payments),
-        *payments_have_reservations(reservations, payments),
-        *seat_status_matches(reservations),
-        *ledger_balances(),
-        *sagas_settle_in_time(reservations),
-        *(outbox_drained() if idle else []),
-    ]
+    with ExitStack() as stack:
+        # One transaction per database: PostgreSQL's server-side cursors then stream, not materialize.
+        for alias in (CONCERTS, PAYMENTS):
+            stack.enter_context(transaction.atomic(using=alias))
+        confirmed_paid, canceled_free, payments_known = saga_checks()
+        return [
+            *seats_held_once(),
+            *confirmed_paid.report(),
+            *canceled_free.report(),
+            *payments_known.report(),
+            *seat_status_matches(),
+            *ledger_balances(),
+            *sagas_settle_in_time(),
+            *(outbox_drained() if idle else []),
+        ]
 
 
-def seats_held_once(reservations: list[Row]) -> list[str]:
-    live = Counter(r["seat_id"] for r in reservations if r["status"] in LIVE_STATUSES)
-    return [f"A6.1: seat {seat} has {n} live reservations" for seat, n in live.items() if n > 1]
+# --- Seats: the one place that knows how a reservation holds its seats ------------------------------
 
 
-def confirmed_paid_once(reservations: list[Row], payments: PaymentsByReservation) -> list[str]:
-    found = []
-    for r in reservations:
-        if r["status"] != ReservationStatus.CONFIRMED:
+def live_holdings() -> QuerySet[Any]:
+    """One row per seat a live (PENDING or CONFIRMED) reservation holds: ``held_seat``, ``holder_status``.
+
+    Both seat invariants read seats through this; a reservation that holds several seats (through a
+    model of its own) changes this query, and nothing else here.
+    """
+    live = Reservation.objects.using(CONCERTS).filter(status__in=LIVE_STATUSES).order_by()
+    return live.annotate(held_seat=F("seat_id"), holder_status=F("status"))
+
+
+def seats_held_once() -> list[str]:
+    """A6.1, counted by the database."""
+    found = Findings("A6.1")
+    crowded = (
+        live_holdings().values("held_seat").annotate(n=Count("*")).filter(n__gt=1).order_by("held_seat").iterator()
+    )
+    for row in crowded:
+        found.add(f"seat {row['held_seat']} has {row['n']} live reservations")
+    return found.report()
+
+
+def seat_status_matches() -> list[str]:
+    """A6.4: each seat's status against its live holder's, compared by the database seat by seat."""
+    holder = live_holdings().filter(held_seat=OuterRef("pk")).values("holder_status")[:1]
+    expected = Case(
+        When(holder=ReservationStatus.CONFIRMED, then=Value(SeatStatus.SOLD)),
+        When(holder=ReservationStatus.PENDING, then=Value(SeatStatus.HELD)),
+        default=Value(SeatStatus.AVAILABLE),
+        output_field=CharField(),
+    )
+    mismatched = (
+        Seat.objects.using(CONCERTS)
+        .annotate(holder=Subquery(holder), expected=expected)
+        .exclude(status=F("expected"))
+        .order_by("id")
+        .values_list("id", "status", "holder")
+    )
+    found = Findings("A6.4")
+    for seat_id, status, live in mismatched.iterator(chunk_size=CHUNK):
+        found.add(f"seat {seat_id} is {status} but its live reservation is {live or 'none'}")
+    return found.report()
+
+
+# --- Sagas: reservations (concerts) beside their payments (payments), streamed in id order ----------
+
+
+def saga_checks() -> tuple[Findings, Findings, Findings]:
+    """A6.2 and A6.3, over every reservation and payment, holding one chunk of each at a time."""
+    confirmed_paid, canceled_free, payments_known = Findings("A6.2"), Findings("A6.3"), Findings("A6.3")
+    for reservation, payment in side_by_side(reservations_in_id_order(), payments_in_reservation_order()):
+        succeeded = payment is not None and payment["status"] == PaymentStatus.SUCCEEDED
+        if reservation is None:
+            if succeeded:
+                assert payment is not None
+                payments_known.add(
+                    f"successful payment {payment['id']} is for unknown reservation {payment['reservation_id']}"
+                )
             continue
-        paid = [p for p in payments.get(int(r["id"]), []) if p["status"] == PaymentStatus.SUCCEEDED]
-        if len(paid) != 1 or paid[0]["amount"] != r["amount"]:
-            found.append(f"A6.2: CONFIRMED reservation {r['id']} has {len(paid)} successful payments of {r['amount']}")
-    return found
+        if reservation["status"] == ReservationStatus.CONFIRMED:
+            paid = 1 if succeeded else 0
+            if not paid or payment is None or payment["amount"] != reservation["amount"]:
+                confirmed_paid.add(
+                    f"CONFIRMED reservation {reservation['id']} has {paid} successful payments of "
+                    f"{reservation['amount']}"
+                )
+        elif reservation["status"] not in LIVE_STATUSES and succeeded:
+            assert payment is not None
+            canceled_free.add(
+                f"{reservation['status']} reservation {reservation['id']} kept successful payment {payment['id']}"
+            )
+    return confirmed_paid, canceled_free, payments_known
 
 
-def canceled_costs_nothing(reservations: list[Row], payments: PaymentsByReservation) -> list[str]:
-    return [
-        f"A6.3: {r['status']} reservation {r['id']} kept successful payment {p['id']}"
-        for r in reservations
-        if r["status"] not in LIVE_STATUSES
-        for p in payments.get(int(r["id"]), [])
-        if p["status"] == PaymentStatus.SUCCEEDED
-    ]
+def reservations_in_id_order() -> Iterator[Row]:
+    rows = Reservation.objects.using(CONCERTS).order_by("id").values("id", "status", "amount")
+    return rows.iterator(chunk_size=CHUNK)
 
 
-def payments_have_reservations(reservations: list[Row], payments: PaymentsByReservation) -> list[str]:
-    known = {r["id"] for r in reservations}
-    return [
-        f"A6.3: successful payment {p['id']} is for unknown reservation {reservation_id}"
-        for reservation_id, rows in payments.items()
-        if reservation_id not in known
-        for p in rows
-        if p["status"] == PaymentStatus.SUCCEEDED
-    ]
+def payments_in_reservation_order() -> Iterator[Row]:
+    """At most one payment per reservation (a unique index, which also gives the order)."""
+    rows = Payment.objects.using(PAYMENTS).order_by("reservation_id").values("id", "reservation_id", "status", "amount")
+    return rows.iterator(chunk_size=CHUNK)
 
 
-def seat_status_matches(reservations: list[Row]) -> list[str]:
-    live_by_seat = {r["seat_id"]: r["status"] for r in reservations if r["status"] in LIVE_STATUSES}
-    expected = {None: SeatStatus.AVAILABLE, ReservationStatus.PENDING: SeatStatus.HELD}
-    expected[ReservationStatus.CONFIRMED] = SeatStatus.SOLD
-    found = []
-    for seat_id, status in Seat.objects.using("concerts").values_list("id", "status"):
-        live = live_by_seat.get(seat_id)
-        if status != expected[live]:
-            found.append(f"A6.4: seat {seat_id} is {status} but its live reservation is {live or 'none'}")
-    return found
+def side_by_side(reservations: Iterator[Row], payments: Iterator[Row]) -> Iterator[tuple[Row | None, Row | None]]:
+    """Each reservation with its payment (or None), and each payment without a reservation, in id order."""
+    payment = next(payments, None)
+    for reservation in reservations:
+        while payment is not None and payment["reservation_id"] < reservation["id"]:
+            yield None, payment
+            payment = next(payments, None)
+        if payment is not None and payment["reservation_id"] == reservation["id"]:
+            yield reservation, payment
+            payment = next(payments, None)
+        else:
+            yield reservation, None
+    while payment is not None:
+        yield None, payment
+        payment = next(payments, None)
+
+
+# --- What one database answers alone ----------------------------------------------------------------
 
 
 def ledger_balances() -> list[str]:
-    sums: dict[int, int] = defaultdict(int)
-    for row in WalletEntry.objects.using("payments").values("wallet_id", "kind").annotate(total=Sum("amount")):
-        sign = -1 if row["kind"] == EntryKind.CHARGE else 1
-        sums[row["wallet_id"]] += sign * row["total"]
-    return [
-        f"A6.5: wallet {wallet_id} (user {user_id}) holds {balance} but its ledger sums to {sums[wallet_id]}"
-        for wallet_id, user_id, balance in Wallet.objects.using("payments").values_list("id", "user_id", "balance")
-        if balance != sums[wallet_id]
-    ]
+    """A6.5: every wallet's balance against the sum of its ledger, summed by the database."""
+    signed = Case(
+        When(entries__kind=EntryKind.CHARGE, then=-F("entries__amount")),
+        default=F("entries__amount"),
+        output_field=BigIntegerField(),
+    )
+    wrong = (
+        Wallet.objects.using(PAYMENTS)
+        .annotate(ledger=Coalesce(Sum(signed), Value(0), output_field=BigIntegerField()))
+        .exclude(balance=F("ledger"))
+        .order_by("id")
+        .values_list("id", "user_id", "balance", "ledger")
+    )
+    found = Findings("A6.5")
+    for wallet_id, user_id, balance, ledger in wrong.iterator(chunk_size=CHUNK):
+        found.add(f"wallet {wallet_id} (user {user_id}) holds {balance} but its ledger sums to {ledger}")
+    return found.report()
 
 
-def sagas_settle_in_time(reservations: list[Row]) -> list[str]:
+def sagas_settle_in_time() -> list[str]:
+    """A6.6, on the index of status and creation time."""
     deadline = timezone.now() - timedelta(seconds=settings.RESERVATION_HOLD_SECONDS + RELAY_SLACK_SECONDS)
-    return [
-        f"A6.6: reservation {r['id']} is still PENDING since {r['created_at']}"
-        for r in reservations
-        if r["status"] == ReservationStatus.PENDING and r["created_at"] < deadline
-    ]
+    late = Reservation.objects.using(CONCERTS).filter(status=ReservationStatus.PENDING, created_at__lt=deadline)
+    found = Findings("A6.6")
+    for reservation_id, created_at in late.order_by("created_at").values_list("id", "created_at").iterator():
+        found.add(f"reservation {reservation_id} is still PENDING since {created_at}")
+    return found.report()
 
 
 def outbox_drained() -> list[str]:
