@@ -416,11 +416,11 @@ def outbox_states() -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
-def per_message_send_task(*, confirm: bool) -> Callable[[Sequence[Any]], list[bool]]:
+def per_message_send_task(*, confirm: bool) -> Callable[..., list[str | None]]:
     """The old relay: one Celery ``send_task`` per message (with confirm_publish, one round trip each)."""
     from celery import current_app
 
-    def publish(messages: Sequence[Any]) -> list[bool]:
+    def publish(messages: Sequence[Any], **_: Any) -> list[str | None]:
         if confirm:  # the app's pool: CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
             with current_app.producer_or_acquire() as producer:
                 for m in messages:
@@ -434,7 +434,7 @@ def per_message_send_task(*, confirm: bool) -> Callable[[Sequence[Any]], list[bo
                 current_app.send_task(
                     f"{m.queue}.handle_event", args=[m.envelope], queue=m.queue, headers=m.headers, producer=producer
                 )
-        return [True] * len(messages)
+        return [None] * len(messages)
 
     return publish
 
@@ -485,16 +485,16 @@ def drain_ours(world: World, name: str, config: dict[str, Any], rows: int, label
         vacuum_analyze()
     connections[ALIAS].close()  # every drain starts on a fresh connection, as a new relay process would
     progress = Progress(f"{label} {name}", rows)
-    original_rows, original_batch = relay_module.publish_rows, relay_module.publish_batch
+    original_rows, original_batch = relay_module.publish_claim, relay_module.publish_batch
 
-    def counted(batch: list[Any], *, using: str) -> int:
-        sent = original_rows(batch, using=using)
+    def counted(claim: Any) -> int:
+        sent = original_rows(claim)
         progress.add(sent)
         return sent
 
-    relay_module.publish_rows = counted  # type: ignore[assignment]
+    relay_module.publish_claim = counted
     if config["kind"] == "send_task":
-        relay_module.publish_batch = per_message_send_task(confirm=config["confirm"])  # type: ignore[assignment]
+        relay_module.publish_batch = per_message_send_task(confirm=config["confirm"])
     try:
         with WarningCounter() as warnings:
             before = cpu_snapshot(list(world.dbs.values()))
@@ -503,7 +503,7 @@ def drain_ours(world: World, name: str, config: dict[str, Any], rows: int, label
             wall = time.perf_counter() - t0
             after = cpu_snapshot(list(world.dbs.values()))
     finally:
-        relay_module.publish_rows, relay_module.publish_batch = original_rows, original_batch
+        relay_module.publish_claim, relay_module.publish_batch = original_rows, original_batch
         progress.finish()
     if config.get("no_index"):
         pending_id_index(present=True)

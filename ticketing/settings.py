@@ -7,6 +7,7 @@ files and kombu's filesystem transport.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -225,9 +226,20 @@ OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
 # run the same saga through each.
 OUTBOX_PUBLISH_BACKEND = os.environ.get("OUTBOX_PUBLISH_BACKEND", "ticketing.outbox.publish.store_in_outbox")
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 100)
-OUTBOX_CLAIM_LEASE_SECONDS = env_int("OUTBOX_CLAIM_LEASE_SECONDS", 10)
+# A relay publishes a batch with publisher confirms: it connects (if it must) within the connect timeout,
+# waits for the confirms up to the confirm timeout, and tries once more on a fresh connection. The claim
+# lease is twice that worst case, and a publish gives up before its lease ends; every write after the
+# claim is fenced on the lease anyway, so a relay whose lease ran out can no longer change the rows.
+OUTBOX_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("OUTBOX_CONNECT_TIMEOUT_SECONDS", "2"))
+OUTBOX_CONFIRM_TIMEOUT_SECONDS = float(os.environ.get("OUTBOX_CONFIRM_TIMEOUT_SECONDS", "5"))
+OUTBOX_CLAIM_LEASE_SECONDS = env_int(
+    "OUTBOX_CLAIM_LEASE_SECONDS", math.ceil(2 * 2 * (OUTBOX_CONNECT_TIMEOUT_SECONDS + OUTBOX_CONFIRM_TIMEOUT_SECONDS))
+)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 12)
 OUTBOX_BACKOFF_CAP_SECONDS = env_int("OUTBOX_BACKOFF_CAP_SECONDS", 60)
+# While the broker is unreachable the relay pauses (backoff up to this cap, reset by the first publish
+# that goes through) and claims nothing: an outage spends no row's attempts.
+OUTBOX_BROKER_BACKOFF_CAP_SECONDS = float(os.environ.get("OUTBOX_BROKER_BACKOFF_CAP_SECONDS", "5"))
 # How a commit reaches the broker quickly. On PostgreSQL the relay process (`manage.py relay`, in the
 # Procfile) is woken by NOTIFY and publishes in batches; elsewhere the committing process relays right
 # after its own commit (the fast path). Beat's relay every second is the safety net either way.

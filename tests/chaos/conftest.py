@@ -35,13 +35,19 @@ def scaled(short: float, full: float) -> float:
 
 
 class BookingLoad:
-    """Bookings at a steady rate from a thread: two users in three can pay, the third cannot."""
+    """Bookings at a steady rate from a thread: two users in three can pay, the third cannot.
 
-    def __init__(self, clients: list[Any], seat_ids: list[int], rate: float) -> None:
+    ``affordable`` says, for each accepted booking, whether its user could pay for it: a funded user's
+    wallet holds far more than all their bookings cost, the others have no wallet at all.
+    """
+
+    def __init__(self, clients: list[Any], funded: list[bool], seat_ids: list[int], rate: float) -> None:
         self.clients = clients
+        self.funded = funded
         self.seat_ids = seat_ids
         self.rate = rate
         self.accepted: list[int] = []
+        self.affordable: dict[int, bool] = {}
         self.attempted = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -55,6 +61,10 @@ class BookingLoad:
         self.stopping.set()
         self.thread.join(60)
 
+    def add(self, reservation_id: int, *, affordable: bool) -> None:
+        self.accepted.append(reservation_id)
+        self.affordable[reservation_id] = affordable
+
     def run(self) -> None:
         try:
             for n, seat_id in enumerate(self.seat_ids):
@@ -65,7 +75,7 @@ class BookingLoad:
                     "/api/reservations/", {"seat_id": seat_id}, format="json"
                 )
                 if response.status_code == 202:
-                    self.accepted.append(response.json()["id"])
+                    self.add(response.json()["id"], affordable=self.funded[n % len(self.clients)])
                 time.sleep(max(0.0, self.started + (n + 1) / self.rate - time.monotonic()))
         finally:
             for connection in connections.all():
@@ -78,11 +88,12 @@ def load(make_user: Any, make_seats: Any, fund: Any, client_for: Any, settings: 
 
     def start(seconds: float, rate: float = 15) -> BookingLoad:
         users = [make_user() for _ in range(12)]
-        for index, user in enumerate(users):
-            if index % 3:
-                fund(user.id, 10_000_000)
+        funded = [bool(index % 3) for index in range(len(users))]
         seats = make_seats(count=int(seconds * rate) + 10, price=10_000)
-        return BookingLoad([client_for(u) for u in users], [s.id for s in seats], rate)
+        for user, pays in zip(users, funded, strict=True):
+            if pays:  # more than every seat of the load costs
+                fund(user.id, 10_000 * len(seats) + 10_000)
+        return BookingLoad([client_for(u) for u in users], funded, [s.id for s in seats], rate)
 
     return start
 
@@ -106,11 +117,24 @@ def settle_and_audit(name: str, load: BookingLoad, fault: str, timeout: float = 
         "invariant violations": len(violations),
         "worst settle seconds": worst_settle_seconds(load.accepted),
         "money in = money out": money_balances(),
+        "outcomes not as afforded": len(unexpected := outcomes_not_as_afforded(load)),
     }
     RESULTS.append({"test": name, **figures})
     assert violations == []
     assert figures["money in = money out"]
+    assert not unexpected, f"{len(unexpected)} bookings did not end as their users could afford: {unexpected[:10]}"
     return figures
+
+
+def outcomes_not_as_afforded(load: BookingLoad) -> list[tuple[int, str, str]]:
+    """Bookings whose end does not match their user's means: a user who could pay gets the seat, others do not.
+
+    Money conservation and the audit alone pass a payment path that fails every payment (everything
+    cancelled, every won still in its wallet); this catches it.
+    """
+    expected = {True: ReservationStatus.CONFIRMED, False: ReservationStatus.SYSTEM_CANCELED}
+    rows = Reservation.objects.using("concerts").filter(id__in=load.accepted).values_list("id", "status", "reason")
+    return [(pk, status, reason) for pk, status, reason in rows if status != expected[load.affordable[pk]]]
 
 
 def wait_for_audit(timeout: float = 30) -> list[str]:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from tests.conftest import all_databases
 from ticketing.outbox.models import InboxMessage, OutboxMessage, OutboxState
 from ticketing.outbox.publish import publish
-from ticketing.outbox.relay import claim_due_rows, relay_pending
+from ticketing.outbox.relay import claim_due, claim_due_rows, mark_sent, record_failure, relay_pending
 from ticketing.outbox.services import retention_sweep
 
 pytestmark = [all_databases]
@@ -59,6 +59,24 @@ def test_a_row_that_cannot_be_published_backs_off_and_goes_dead_after_its_attemp
     # then it is dead, visibly, with its error and attempts
     assert (row.state, row.attempts) == (OutboxState.DEAD, 3)
     assert "no route" in row.last_error
+
+
+def test_a_relay_whose_lease_was_taken_over_can_neither_fail_nor_mark_the_rows() -> None:
+    # given a row claimed by relay A, whose lease ran out, and then claimed, sent and marked by relay B
+    row = outbox_row()
+    a = claim_due(using="concerts", limit=10)
+    OutboxMessage.objects.using("concerts").filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    b = claim_due(using="concerts", limit=10)
+    assert [r.pk for r in a.rows] == [r.pk for r in b.rows] == [row.pk]
+    mark_sent(b, [row.pk])
+
+    # when A, late, records a failure of the row and then marks it sent
+    record_failure(a, a.rows, error="confirms did not come")
+    mark_sent(a, [row.pk])
+
+    # then the row is as B left it
+    row.refresh_from_db(using="concerts")
+    assert (row.state, row.attempts, row.last_error, row.lease) == (OutboxState.SENT, 0, "", None)
 
 
 def test_a_failed_row_waits_for_its_backoff() -> None:

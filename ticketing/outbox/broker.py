@@ -2,8 +2,14 @@
 
 On RabbitMQ a batch is published on one channel in confirm mode and the confirms are awaited once for
 the whole batch, instead of one round trip per message (what ``confirm_publish=True`` does). Each
-process (and thread) keeps one connection. Other transports (the embedded filesystem one) have no
-confirms; there each message goes through Celery's ``send_task``.
+process (and thread) keeps one connection. Every message is ``mandatory``: one that no queue would
+receive comes back (basic.return) and counts as refused, instead of being confirmed and dropped.
+Other transports (the embedded filesystem one) have no confirms; there each message goes through
+Celery's ``send_task``.
+
+Two kinds of failure are kept apart, because the relay treats them differently: the broker refused a
+message (nacked or returned it: the message's own failure, returned as its reason), or the broker could
+not be reached or did not answer in time (``BrokerUnavailable``: nothing to do with the messages).
 """
 
 from __future__ import annotations
@@ -17,13 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from kombu import Connection, Producer
 
-CONFIRM_TIMEOUT_SECONDS = 10.0
+# One try on the open connection, one more on a fresh one (it may have gone stale under a broker restart).
+PUBLISH_TRIES = 2
 
 
-class PublishError(RuntimeError):
-    pass
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached, or did not confirm in time: the messages may or may not be there."""
 
 
 class Outgoing:
@@ -37,64 +45,105 @@ class Outgoing:
         self.headers = headers
 
 
-def publish_batch(messages: Sequence[Outgoing]) -> list[bool]:
-    """Publish ``messages``; return, for each, whether the broker confirmed it."""
+def worst_publish_seconds() -> float:
+    """The longest a ``publish_batch`` may take without a deadline: every try connects and waits for confirms."""
+    return PUBLISH_TRIES * (settings.OUTBOX_CONNECT_TIMEOUT_SECONDS + settings.OUTBOX_CONFIRM_TIMEOUT_SECONDS)
+
+
+def publish_batch(messages: Sequence[Outgoing], *, deadline: float | None = None) -> list[str | None]:
+    """Publish ``messages``; for each, None if the broker confirmed it, else why the broker refused it.
+
+    ``deadline`` (``time.monotonic()``) bounds the whole call, retry included. Raises
+    ``BrokerUnavailable`` when the broker could not be reached or did not confirm by then.
+    """
     if not current_app.conf.broker_url.startswith("amqp"):
-        return [send_one(message) for message in messages]
-    publisher = ConfirmingPublisher.for_this_thread()
+        return send_each(messages)
+    deadline = deadline if deadline is not None else time.monotonic() + worst_publish_seconds()
+    error: Exception | None = None
+    for _ in range(PUBLISH_TRIES):
+        if time.monotonic() >= deadline:
+            break
+        try:
+            publisher = ConfirmingPublisher.for_this_thread(deadline=deadline)
+            return publisher.publish(messages, deadline=deadline)
+        except Exception as exc:  # socket, AMQP connection or channel errors, late confirms: start afresh
+            error = exc
+        ConfirmingPublisher.discard_for_this_thread()
+    raise BrokerUnavailable(f"publishing {len(messages)} messages failed: {error!r}") from error
+
+
+def send_each(messages: Sequence[Outgoing]) -> list[str | None]:
     try:
-        return publisher.publish(messages)
-    except (OSError, PublishError, *publisher.connection_errors):
-        publisher.close()  # a stale connection (broker restarted): one more try on a fresh one
-        return ConfirmingPublisher.for_this_thread().publish(messages)
-
-
-def send_one(message: Outgoing) -> bool:
-    current_app.send_task(
-        f"{message.queue}.handle_event", args=[message.envelope], queue=message.queue, headers=message.headers
-    )
-    return True
+        for message in messages:
+            current_app.send_task(
+                f"{message.queue}.handle_event", args=[message.envelope], queue=message.queue, headers=message.headers
+            )
+    except Exception as exc:  # the transport itself failed: nothing says which message is at fault
+        raise BrokerUnavailable(repr(exc)) from exc
+    return [None] * len(messages)
 
 
 class ConfirmingPublisher:
     _local = threading.local()
 
     @classmethod
-    def for_this_thread(cls) -> ConfirmingPublisher:
+    def for_this_thread(cls, *, deadline: float) -> ConfirmingPublisher:
         publisher: ConfirmingPublisher | None = getattr(cls._local, "publisher", None)
         if publisher is None or publisher.pid != os.getpid() or not publisher.usable():
-            publisher = cls._local.publisher = cls()
+            if publisher is not None:
+                publisher.close()
+            publisher = cls._local.publisher = cls(deadline=deadline)
         return publisher
 
-    def __init__(self) -> None:
+    @classmethod
+    def discard_for_this_thread(cls) -> None:
+        publisher: ConfirmingPublisher | None = getattr(cls._local, "publisher", None)
+        if publisher is not None:
+            publisher.close()
+
+    def __init__(self, *, deadline: float) -> None:
         app = current_app
         options = {k: v for k, v in app.conf.broker_transport_options.items() if k != "confirm_publish"}
+        connect_timeout = max(0.1, min(settings.OUTBOX_CONNECT_TIMEOUT_SECONDS, deadline - time.monotonic()))
         self.pid = os.getpid()
-        self.connection = Connection(app.conf.broker_url, transport_options=options, heartbeat=0)
-        self.connection_errors = self.connection.connection_errors
+        self.connection = Connection(
+            app.conf.broker_url, transport_options=options, heartbeat=0, connect_timeout=connect_timeout
+        )
         self.channel = self.connection.channel()
         self.channel.confirm_select()
         self.channel.events["basic_ack"].add(self.on_ack)
         self.channel.events["basic_nack"].add(self.on_nack)
+        self.channel.events["basic_return"].add(self.on_return)
         self.producer = Producer(self.channel, serializer="json")
         self.next_tag = 1
         self.first_unsettled = 1
         self.results: dict[int, bool] = {}
+        self.tags_by_task_id: dict[str, int] = {}
+        self.returned: dict[int, str] = {}
         self.declared: set[str] = set()
 
     def usable(self) -> bool:
         return bool(self.connection.connected and self.channel.is_open)
 
     def close(self) -> None:
-        self._local.publisher = None
-        with contextlib.suppress(Exception):  # closing a broken connection
-            self.connection.release()
+        if getattr(self._local, "publisher", None) is self:
+            self._local.publisher = None
+        # Drop the socket without AMQP's close handshake: on a broken or slow broker that would wait.
+        with contextlib.suppress(Exception):
+            self.connection.collect()
 
     def on_ack(self, tag: int, multiple: bool) -> None:
         self.settle(tag, multiple, ok=True)
 
     def on_nack(self, tag: int, multiple: bool) -> None:
         self.settle(tag, multiple, ok=False)
+
+    def on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        # A returned message is confirmed (acked) right after its return; the return says it reached no queue.
+        tag = self.tags_by_task_id.get(message.properties.get("correlation_id", ""))
+        if tag is not None:
+            self.returned[tag] = f"returned by the broker ({exc}): no queue bound for {exchange!r}/{routing_key!r}"
+            self.declared.clear()  # a queue was deleted under us: declare again before the next publish
 
     def settle(self, tag: int, multiple: bool, *, ok: bool) -> None:
         # Confirms may arrive while the batch is still being sent; "multiple" covers every earlier tag.
@@ -103,21 +152,32 @@ class ConfirmingPublisher:
         while self.first_unsettled in self.results:
             self.first_unsettled += 1
 
-    def publish(self, messages: Sequence[Outgoing]) -> list[bool]:
+    def publish(self, messages: Sequence[Outgoing], *, deadline: float) -> list[str | None]:
         tags = [self.send(message) for message in messages]
-        deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
         while tags and self.first_unsettled <= tags[-1]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PublishError(f"confirms did not come within {CONFIRM_TIMEOUT_SECONDS}s")
-            self.connection.drain_events(timeout=remaining)
-        return [self.results.pop(tag) for tag in tags]
+                raise BrokerUnavailable(f"confirms of {len(tags)} messages did not come in time")
+            with contextlib.suppress(TimeoutError):  # socket.timeout: the loop checks the deadline
+                self.connection.drain_events(timeout=remaining)
+        outcome = [self.outcome(tag) for tag in tags]
+        self.tags_by_task_id.clear()
+        return outcome
+
+    def outcome(self, tag: int) -> str | None:
+        confirmed = self.results.pop(tag)
+        returned = self.returned.pop(tag, None)
+        return returned or (None if confirmed else "nacked by the broker")
 
     def send(self, message: Outgoing) -> int:
         amqp = current_app.amqp
         queue = amqp.queues[message.queue]
+        if message.queue not in self.declared:
+            queue.bind(self.channel).declare()
+            self.declared.add(message.queue)
+        task_id = str(uuid.uuid4())
         task = amqp.as_task_v2(
-            str(uuid.uuid4()),
+            task_id,
             f"{message.queue}.handle_event",
             args=[message.envelope],
             # Celery would otherwise build a safe repr of the whole envelope for its logs: a third
@@ -131,10 +191,11 @@ class ConfirmingPublisher:
             routing_key=queue.routing_key,
             headers={**task.headers, **message.headers},
             delivery_mode=2,
-            declare=[] if message.queue in self.declared else [queue],
+            declare=[],
+            mandatory=True,
             **task.properties,
         )
-        self.declared.add(message.queue)
         tag = self.next_tag
         self.next_tag += 1
+        self.tags_by_task_id[task_id] = tag
         return tag

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from celery.exceptions import Reject
+from celery.exceptions import Reject, Retry
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
@@ -113,26 +115,70 @@ def run_consumer(
     """Consume with retries for transient errors; whatever cannot be handled becomes a dead letter.
 
     When the retries run out, the event's ``give_up`` handler (if any) turns it into the saga's
-    failure path, exactly once like any other effect.
+    failure path, exactly once like any other effect. No failure is acknowledged without a trace: what
+    could not even be recorded (the database is away) is rejected with requeue, so the message stays
+    on the broker.
     """
     # A connection broken under the previous task (a restarted or terminated backend) is replaced here;
     # Celery keeps connections between tasks (CELERY_DB_REUSE_MAX) and would not notice.
     refresh_connection(using)
+    try:
+        deliver(task, envelope, using=using, handlers=handlers, give_up=give_up or {})
+    except (Retry, Reject):
+        raise
+    except Exception as exc:
+        keep_on_broker(envelope, error=exc, using=using)
+
+
+def deliver(
+    task: Any, envelope: Any, *, using: str, handlers: Mapping[str, Handler], give_up: Mapping[str, GiveUp]
+) -> None:
     if task.request.delivery_info.get("redelivered") and redelivery_exhausted(envelope, using=using):
         dead_letter_record(envelope, error="redelivered too often (its worker died each time)", using=using)
         raise Reject("redelivered too often", requeue=False)
     try:
-        consume(envelope, using=using, handlers=handlers)
+        try:
+            consume(envelope, using=using, handlers=handlers)
+        except TRANSIENT_ERRORS as exc:
+            retry_or_give_up(task, envelope, error=exc, using=using, give_up=give_up)
+    except (Retry, Reject):
+        raise
     except MalformedEvent as exc:
         dead_letter_record(envelope, error=str(exc), using=using)
-    except TRANSIENT_ERRORS as exc:
-        retries = task.request.retries
-        if retries < settings.CONSUMER_MAX_RETRIES:
-            countdown = jittered_backoff(
-                retries, base=settings.CONSUMER_RETRY_BASE_SECONDS, cap=settings.CONSUMER_RETRY_CAP_SECONDS
-            )
-            raise task.retry(exc=exc, countdown=countdown) from exc
-        handle_give_up(envelope, error=exc, using=using, give_up=give_up or {})
+    except Exception as exc:  # a bug, a constraint, a missing migration: set it aside, with the error
+        dead_letter_record(envelope, error=f"unexpected error: {describe(exc)}", using=using)
+
+
+def retry_or_give_up(task: Any, envelope: Any, *, error: Exception, using: str, give_up: Mapping[str, GiveUp]) -> None:
+    retries = task.request.retries
+    if retries < settings.CONSUMER_MAX_RETRIES:
+        countdown = jittered_backoff(
+            retries, base=settings.CONSUMER_RETRY_BASE_SECONDS, cap=settings.CONSUMER_RETRY_CAP_SECONDS
+        )
+        raise task.retry(exc=error, countdown=countdown) from error
+    handle_give_up(envelope, error=error, using=using, give_up=give_up)
+
+
+def describe(exc: BaseException) -> str:
+    """The exception and its origin, for the dead letter: enough to find the bug without the logs."""
+    where = traceback.extract_tb(exc.__traceback__)[-3:]
+    frames = "; ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}" for frame in where)
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} (at {frames})"
+
+
+def keep_on_broker(envelope: Any, *, error: Exception, using: str) -> None:
+    """Nothing could be recorded: reject the message with requeue, after a pause, so it comes back later.
+
+    Acknowledging it (what Celery does with a task that raised) would drop the event without a trace.
+    The pause keeps a worker whose database is down from spinning on the message.
+    """
+    event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
+    logger.exception("%s: could not handle or set aside %s, requeued: %r", using, event_id, error)
+    time.sleep(KEEP_ON_BROKER_PAUSE_SECONDS)
+    raise Reject(repr(error), requeue=True) from error
+
+
+KEEP_ON_BROKER_PAUSE_SECONDS = 1.0
 
 
 def refresh_connection(using: str) -> None:

@@ -34,6 +34,9 @@ class OutboxMessage(models.Model):
     # Doubles as the claim lease: a relay that claims a row moves it forward, so no other relay
     # takes the row while it is being published, and a relay that died lets it fall due again.
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # The claim that holds the row: set by each claim, cleared when the row is marked. Every write after
+    # the claim is fenced on it, so a relay whose lease ran out (another claimed the row) writes nothing.
+    lease = models.UUIDField(null=True, blank=True, editable=False)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -1,26 +1,74 @@
 """The relay: move committed outbox rows to the broker, at least once, in order per saga.
 
-A relay claims due rows (``SELECT ... FOR UPDATE SKIP LOCKED``) and leases them by moving
-``next_attempt_at`` forward, in one statement, so that no lock is held while it talks to the broker and
-several relays can run at once. It publishes with publisher confirms and marks rows sent only after
-the broker confirmed them. A relay that dies between publish and mark leaves the rows to fall due
-again when the lease ends: they are published twice and the consumers' inbox absorbs the duplicate.
+A relay claims due rows (``SELECT ... FOR UPDATE SKIP LOCKED``) and leases them, in one statement: it
+moves ``next_attempt_at`` forward and stamps the rows with a lease token of its own, so that no lock is
+held while it talks to the broker and several relays can run at once. It publishes with publisher
+confirms and marks rows sent only after the broker confirmed them. Every write after the claim is
+fenced on the lease token: a relay whose lease ran out (another relay claimed the rows since) changes
+nothing. A relay that dies between publish and mark leaves the rows to fall due again when the lease
+ends: they are published twice and the consumers' inbox absorbs the duplicate.
+
+Only a row's own failure (no route, nacked or returned by the broker) spends one of its attempts. When
+the broker cannot be reached the relay gives the rows back untouched and pauses (``broker_pause``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .backoff import jittered_backoff
-from .broker import Outgoing, publish_batch
+from .broker import BrokerUnavailable, Outgoing, publish_batch
 from .models import OutboxMessage, OutboxState
 
 logger = logging.getLogger(__name__)
+
+
+class BrokerPause:
+    """This process's view of the broker: after a failed publish, claim nothing until the pause is over.
+
+    The pause grows with consecutive failures up to ``OUTBOX_BROKER_BACKOFF_CAP_SECONDS`` and is reset by
+    the first publish that goes through.
+    """
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+    def broker_failed(self) -> float:
+        self.failures += 1
+        delay = jittered_backoff(self.failures, base=0.1, cap=settings.OUTBOX_BROKER_BACKOFF_CAP_SECONDS)
+        self.until = time.monotonic() + delay
+        return delay
+
+    def broker_answered(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+
+
+broker_pause = BrokerPause()
+
+
+@dataclass
+class Claim:
+    """Rows leased by one claim, the token that fences every later write, and when the lease ends."""
+
+    rows: list[OutboxMessage]
+    lease: uuid.UUID
+    expires: float  # time.monotonic()
+    using: str
 
 
 def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None = None) -> int:
@@ -28,12 +76,14 @@ def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None =
     limit = batch_size or settings.OUTBOX_BATCH_SIZE
     sent_total = 0
     for _ in range(max_batches):
-        rows = claim_due_rows(using=using, limit=limit)
-        if not rows:
+        if broker_pause.active():
             break
-        sent = publish_rows(rows, using=using)
+        claim = claim_due(using=using, limit=limit)
+        if not claim.rows:
+            break
+        sent = publish_claim(claim)
         sent_total += sent
-        if len(rows) < limit or not sent:  # a batch that failed: the broker is away, try again later
+        if len(claim.rows) < limit or not sent:  # a batch that failed: try again later
             break
     return sent_total
 
@@ -54,48 +104,72 @@ WITH claimed AS MATERIALIZED (
     LIMIT %(limit)s
     {lock}
 )
-UPDATE {table} SET next_attempt_at = %(lease_end)s
+UPDATE {table} SET next_attempt_at = %(lease_end)s, lease = %(lease)s
 WHERE id IN (SELECT id FROM claimed)
 RETURNING *
 """
 
 
-def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
+def claim_due(*, using: str, limit: int) -> Claim:
     """Lease up to ``limit`` due rows of database ``using``, oldest first, for this relay alone."""
     connection = connections[using]
     now = timezone.now()
-    lease_end = now + timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
+    lease_seconds = settings.OUTBOX_CLAIM_LEASE_SECONDS
+    expires = time.monotonic() + lease_seconds
+    lease = uuid.uuid4()
     # PostgreSQL: relays skip each other's candidates. SQLite: the statement holds the write lock.
     lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     sql = CLAIM_SQL.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table), lock=lock)
     params = {
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": limit,
-        "lease_end": connection.ops.adapt_datetimefield_value(lease_end),
+        "lease_end": connection.ops.adapt_datetimefield_value(now + timedelta(seconds=lease_seconds)),
+        "lease": OutboxMessage._meta.get_field("lease").get_db_prep_value(lease, connection),
     }
-    return sorted(OutboxMessage.objects.using(using).raw(sql, params), key=lambda row: row.id)
+    rows = sorted(OutboxMessage.objects.using(using).raw(sql, params), key=lambda row: row.id)
+    return Claim(rows=rows, lease=lease, expires=expires, using=using)
 
 
-def publish_rows(rows: list[OutboxMessage], *, using: str) -> int:
-    """Publish a claimed batch; mark sent what the broker confirmed, back off the rest."""
+def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
+    """The rows of a claim (for callers that publish by hand and never mark, such as crash tests)."""
+    return claim_due(using=using, limit=limit).rows
+
+
+def publish_claim(claim: Claim) -> int:
+    """Publish a claimed batch; mark sent what the broker confirmed, fail what it refused."""
+    rows = claim.rows
     unroutable = [row for row in rows if not settings.OUTBOX_EVENT_ROUTES.get(row.event)]
     if unroutable:
-        record_failure(unroutable, error="no route for the event in OUTBOX_EVENT_ROUTES", using=using)
+        record_failure(claim, unroutable, error="no route for the event in OUTBOX_EVENT_ROUTES")
         rows = [row for row in rows if row not in unroutable]
-    outgoing = [(row, message) for row in rows for message in messages_of(row)]
-    try:
-        confirmed = publish_batch([message for _, message in outgoing])
-    except Exception as exc:  # the broker refused or went away: the whole batch waits
-        logger.warning("outbox %s: publishing %d rows failed: %r", using, len(rows), exc)
-        record_failure(rows, error=repr(exc), using=using)
+    if not rows:
         return 0
-    nacked = {row.id for (row, _), ok in zip(outgoing, confirmed, strict=True) if not ok}
-    if nacked:
-        record_failure([row for row in rows if row.id in nacked], error="nacked by the broker", using=using)
-    sent = [row.id for row in rows if row.id not in nacked]
-    if sent:
-        OutboxMessage.objects.using(using).filter(id__in=sent).update(state=OutboxState.SENT, sent_at=timezone.now())
-    return len(sent)
+    outgoing = [(row, message) for row in rows for message in messages_of(row)]
+    # Give up before the lease ends (with a margin for the mark), so that no other relay takes the rows
+    # while this one may still publish them.
+    deadline = claim.expires - min(1.0, settings.OUTBOX_CLAIM_LEASE_SECONDS / 4)
+    try:
+        refusals = publish_batch([message for _, message in outgoing], deadline=deadline)
+    except BrokerUnavailable as exc:
+        pause = broker_pause.broker_failed()
+        logger.warning("outbox %s: publishing %d rows failed, pausing %.1f s: %s", claim.using, len(rows), pause, exc)
+        release(claim, rows, error=f"broker unavailable: {exc}")
+        return 0
+    broker_pause.broker_answered()
+    refused: dict[int, str] = {}
+    for (row, _), refusal in zip(outgoing, refusals, strict=True):
+        if refusal is not None:
+            refused.setdefault(row.id, refusal)
+    for refusal, ids in group_by_reason(refused).items():
+        record_failure(claim, [row for row in rows if row.id in ids], error=refusal)
+    return mark_sent(claim, [row.id for row in rows if row.id not in refused])
+
+
+def group_by_reason(refused: dict[int, str]) -> dict[str, set[int]]:
+    groups: dict[str, set[int]] = defaultdict(set)
+    for row_id, reason in refused.items():
+        groups[reason].add(row_id)
+    return groups
 
 
 def messages_of(row: OutboxMessage) -> list[Outgoing]:
@@ -105,23 +179,54 @@ def messages_of(row: OutboxMessage) -> list[Outgoing]:
     return [Outgoing(queue, row.envelope(), headers) for queue in queues]
 
 
-def record_failure(rows: list[OutboxMessage], *, error: str, using: str) -> None:
+def held(claim: Claim, ids: list[int]) -> QuerySet[OutboxMessage]:
+    """The rows among ``ids`` that this claim still holds: the fence of every write after the claim."""
+    return OutboxMessage.objects.using(claim.using).filter(id__in=ids, lease=claim.lease)
+
+
+def mark_sent(claim: Claim, ids: list[int]) -> int:
+    """One statement; rows another relay claimed since are left alone (that relay marks them)."""
+    if not ids:
+        return 0
+    marked = held(claim, ids).update(state=OutboxState.SENT, sent_at=timezone.now(), lease=None)
+    if marked < len(ids):
+        logger.info("outbox %s: %d rows were claimed by another relay meanwhile", claim.using, len(ids) - marked)
+    return len(ids)
+
+
+def release(claim: Claim, rows: list[OutboxMessage], *, error: str) -> None:
+    """Give rows back, due at once, their attempts untouched: the broker was away, not their fault."""
+    held(claim, [row.id for row in rows]).update(next_attempt_at=timezone.now(), lease=None, last_error=error[:2000])
+
+
+def record_failure(claim: Claim, rows: list[OutboxMessage], *, error: str) -> None:
+    """A row's own failure: one more attempt spent, backoff, dead after ``OUTBOX_MAX_ATTEMPTS``.
+
+    The rows' attempts are those the claim read; the fence makes that exact (no other relay wrote them
+    since), so the update is one statement per attempts value (usually one).
+    """
     now = timezone.now()
+    by_attempts: dict[int, list[int]] = defaultdict(list)
     for row in rows:
-        row.attempts += 1
-        row.last_error = error[:2000]
-        if row.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-            row.state = OutboxState.DEAD
-            logger.error("outbox %s: %s is dead after %d attempts: %s", using, row, row.attempts, error)
-        delay = jittered_backoff(row.attempts, base=1, cap=settings.OUTBOX_BACKOFF_CAP_SECONDS)
-        row.next_attempt_at = now + timedelta(seconds=delay)
-    OutboxMessage.objects.using(using).bulk_update(rows, ["attempts", "last_error", "state", "next_attempt_at"])
+        by_attempts[row.attempts + 1].append(row.id)
+    for attempts, ids in by_attempts.items():
+        dead = attempts >= settings.OUTBOX_MAX_ATTEMPTS
+        delay = jittered_backoff(attempts, base=1, cap=settings.OUTBOX_BACKOFF_CAP_SECONDS)
+        updated = held(claim, ids).update(
+            attempts=attempts,
+            last_error=error[:2000],
+            state=OutboxState.DEAD if dead else OutboxState.PENDING,
+            next_attempt_at=now + timedelta(seconds=delay),
+            lease=None,
+        )
+        if dead and updated:
+            logger.error("outbox %s: %d rows dead after %d attempts: %s", claim.using, updated, attempts, error)
 
 
 def replay(*, using: str, ids: list[int]) -> int:
-    """Make dead or sent rows due again (the admin's "publish again")."""
+    """Make dead or sent rows due again (the admin's "publish again"); a relay holding one loses its lease."""
     return (
         OutboxMessage.objects.using(using)
         .filter(id__in=ids)
-        .update(state=OutboxState.PENDING, next_attempt_at=timezone.now(), attempts=0, last_error="")
+        .update(state=OutboxState.PENDING, next_attempt_at=timezone.now(), attempts=0, last_error="", lease=None)
     )
