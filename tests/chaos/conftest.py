@@ -105,7 +105,10 @@ def settle_and_audit(name: str, load: BookingLoad, fault: str, timeout: float = 
         open_sagas = Reservation.objects.using("concerts").filter(id__in=load.accepted).exclude(status__in=TERMINAL)
         return not open_sagas.exclude(status=ReservationStatus.CANCELED).exists()
 
-    wait_for(all_settled, timeout=timeout, what=f"{name}: every saga to settle")
+    try:
+        wait_for(all_settled, timeout=timeout, what=f"{name}: every saga to settle")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; still open: {open_sagas_of(load)[:10]}") from None
     violations = wait_for_audit()
     figures = {
         "fault": fault,
@@ -135,6 +138,11 @@ def outcomes_not_as_afforded(load: BookingLoad) -> list[tuple[int, str, str]]:
     expected = {True: ReservationStatus.CONFIRMED, False: ReservationStatus.SYSTEM_CANCELED}
     rows = Reservation.objects.using("concerts").filter(id__in=load.accepted).values_list("id", "status", "reason")
     return [(pk, status, reason) for pk, status, reason in rows if status != expected[load.affordable[pk]]]
+
+
+def open_sagas_of(load: BookingLoad) -> list[tuple[int, str, str]]:
+    rows = Reservation.objects.using("concerts").filter(id__in=load.accepted).exclude(status__in=TERMINAL)
+    return list(rows.exclude(status=ReservationStatus.CANCELED).values_list("id", "status", "saga_step"))
 
 
 def wait_for_audit(timeout: float = 30) -> list[str]:
