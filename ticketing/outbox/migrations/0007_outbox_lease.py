@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outbox', '0004_pending_id_index'),
+        ('outbox', '0006_retention_indexes'),
     ]
 
     operations = [
