@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "ticketing.concerts",
     "ticketing.payments",
     "ticketing.audit",
+    "ticketing.shop",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +141,11 @@ CACHES: dict[str, dict[str, Any]] = {
 
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"],
+    # JWTs for programs; the shop's pages call the same endpoints with the Django session (CSRF-checked).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -268,7 +273,9 @@ for _service, _alias in SERVICE_DATABASES.items():
     }
 
 # --- The rest --------------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# The API speaks English; the shop's pages speak Korean unless the visitor switches (ticketing.shop.i18n).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
@@ -277,6 +284,9 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+LOGIN_URL = "shop:login"
+LOGIN_REDIRECT_URL = "shop:concerts"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
