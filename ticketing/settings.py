@@ -276,6 +276,7 @@ for _service, _alias in SERVICE_DATABASES.items():
 # The API speaks English; the shop's pages speak Korean unless the visitor switches (ticketing.shop.i18n).
 LANGUAGE_CODE = "en"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "ticketing" / "shop" / "locale"]  # first, so the shop's words win over Django's
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
