@@ -98,16 +98,18 @@ def visitor(browser: Any, live_server: Any, request: pytest.FixtureRequest) -> I
 
 @pytest.fixture
 def performance() -> Performance:
-    """A performance of a concert with a Korean and an English title: two VIP seats and four R seats."""
+    """A performance of a concert with a Korean and an English title: 6 VIP seats, 12 R seats and 14 S seats."""
     concert = Concert.objects.using("concerts").create(
         title=unique("봄밤 콘서트 "), title_en=unique("Spring Night "), artist="테스트 밴드"
     )
     performance = Performance.objects.using("concerts").create(
         concert=concert, starts_at=timezone.now() + timedelta(days=30), venue="예술의전당"
     )
+    grades = [("VIP", 90_000, 6), ("R", 40_000, 12), ("S", 30_000, 14)]
     Seat.objects.using("concerts").bulk_create(
-        [Seat(performance=performance, label=f"VIP-0{n}", grade="VIP", price=90_000) for n in (1, 2)]
-        + [Seat(performance=performance, label=f"R-0{n}", grade="R", price=40_000) for n in (1, 2, 3, 4)]
+        Seat(performance=performance, label=f"{grade}-{n:02d}", grade=grade, price=price)
+        for grade, price, count in grades
+        for n in range(1, count + 1)
     )
     return performance
 

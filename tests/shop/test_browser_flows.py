@@ -27,9 +27,14 @@ def book_in_page(page: Any, seat: Seat) -> None:
 
 
 def test_a_person_signs_up_tops_up_books_and_sees_confirmed_without_reloading(
-    audited: None, visitor: Any, performance: Any
+    audited: None, visitor: Any, performance: Any, make_user: Any, fund: Any, client_for: Any
 ) -> None:
-    # given a newcomer on the sign-up page
+    # given a concert where two seats are sold already
+    buyer = make_user()
+    fund(buyer.id, 200_000)
+    for label in ("VIP-03", "R-07"):
+        assert settled(book(client_for(buyer), seat_of(performance, label).id).json()["id"]).status == "CONFIRMED"
+    # and a newcomer on the sign-up page
     person = visitor()
     username = unique("kim")
     person.go("/signup/")
@@ -92,7 +97,7 @@ def test_another_person_sees_the_seat_sold_without_reloading(
     expect(button).to_be_disabled()
     expect(button).to_have_attribute("aria-label", "VIP-01, VIP, 90,000원, 판매 완료")
     expect(button.locator(".mark")).to_have_text("✕")
-    expect(watcher.page.locator('[data-left-grade="VIP"]')).to_have_text("1")
+    expect(watcher.page.locator('[data-left-grade="VIP"]')).to_have_text("5")
     watcher.snap("2-sold")
 
 

@@ -97,7 +97,7 @@
       button.classList.add(status.toLowerCase());
       button.disabled = status !== "AVAILABLE";
       const mark = button.querySelector(".mark");
-      mark.textContent = status === "HELD" ? "⏳" : status === "SOLD" ? "✕" : button.dataset.label.slice(-2);
+      mark.textContent = status === "HELD" ? "…" : status === "SOLD" ? "✕" : button.dataset.label.slice(-2);
       button.setAttribute(
         "aria-label",
         [button.dataset.label, button.dataset.grade, button.dataset.priceText, statusWord(status)].join(", ")
