@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import redirect, render
@@ -101,16 +101,18 @@ def performance_detail(request: HttpRequest, performance_id: int) -> HttpRespons
     return render(request, "shop/performance.html", context)
 
 
-SEAT_STATUS_CACHE_SECONDS = 1
+SEAT_STATUS_CACHE_SECONDS = 1.0
+# Per process: performance id -> (computed at, ETag, body). A few performances are on sale at a time.
+_seat_statuses: dict[int, tuple[float, str, bytes]] = {}
 
 
 @require_GET
 def performance_seat_statuses(request: HttpRequest, performance_id: int) -> HttpResponse:
     """What changes on a seat map: the held and sold seat ids, with an ETag (304 when unchanged).
 
-    Every open seat map polls this. The answer is computed at most once a second per performance and
-    shared through the cache, so thousands of open pages cost one query a second, and an unchanged
-    map costs a 304 with no body.
+    Every open seat map polls this. Each web process computes the answer at most once a second per
+    performance and keeps it in its memory, so thousands of open pages cost a query a second per
+    process, no cache round trip, and an unchanged map costs a 304 with no body.
     """
     etag, body = seat_statuses_cached(performance_id)
     if request.headers.get("If-None-Match") == etag:
@@ -123,16 +125,19 @@ def performance_seat_statuses(request: HttpRequest, performance_id: int) -> Http
 
 
 def seat_statuses_cached(performance_id: int) -> tuple[str, bytes]:
-    key = f"shop:seat-statuses:{performance_id}"
-    cached = cache.get(key)
-    if cached is None:
-        if concerts.performance_get(performance_id=performance_id) is None:
-            raise Http404
-        taken = concerts.seat_statuses(performance_id=performance_id)
-        body = json.dumps({"held": taken["HELD"], "sold": taken["SOLD"]}, separators=(",", ":")).encode()
-        cached = (f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"', body)
-        cache.set(key, cached, SEAT_STATUS_CACHE_SECONDS)
-    return cached
+    now = time.monotonic()
+    cached = _seat_statuses.get(performance_id)
+    if cached is not None and now - cached[0] < SEAT_STATUS_CACHE_SECONDS:
+        return cached[1], cached[2]
+    if concerts.performance_get(performance_id=performance_id) is None:
+        raise Http404
+    taken = concerts.seat_statuses(performance_id=performance_id)
+    body = json.dumps({"held": taken["HELD"], "sold": taken["SOLD"]}, separators=(",", ":")).encode()
+    etag = f'"{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
+    if len(_seat_statuses) > 1000:
+        _seat_statuses.clear()
+    _seat_statuses[performance_id] = (now, etag, body)
+    return etag, body
 
 
 # --- Bookings --------------------------------------------------------------------------------------------
