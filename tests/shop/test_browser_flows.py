@@ -230,3 +230,35 @@ def test_the_english_pages_render_the_whole_flow(
     expect(person.page.locator("tr.entry.charge td").nth(1)).to_have_text("Payment")
     person.snap("4-wallet")
     wait_for(lambda: balance_of(user.id) == 10_000, what="the charge")
+
+
+def test_a_retry_after_a_lost_answer_books_once(
+    audited: None, visitor: Any, performance: Any, make_user: Any, fund: Any
+) -> None:
+    # given a funded person with a seat chosen, whose first booking's answer will be lost on the way back
+    user = make_user()
+    fund(user.id, 100_000)
+    person = visitor(user)
+    person.go(f"/performances/{performance.id}/")
+    seat_button(person.page, seat_of(performance, "S-01")).click()
+
+    def lose_the_answer(route: Any) -> None:
+        route.fetch()  # the server gets the booking and answers
+        route.abort("connectionreset")  # but the page never hears it
+
+    person.page.route("**/api/reservations/", lose_the_answer)
+
+    # when the booking seems to fail with a network error
+    person.page.locator("#book").click()
+    expect(person.page.locator("#message")).to_contain_text("서버에 연결하지 못했습니다")
+    person.snap("1-network-error")
+    assert Reservation.objects.using("concerts").filter(user_id=user.id).count() == 1
+
+    # and the person presses the button again once the network is back
+    person.page.unroute("**/api/reservations/")
+    person.page.locator("#book").click()
+
+    # then they get the booking they already made, not a second one
+    expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
+    assert Reservation.objects.using("concerts").filter(user_id=user.id).count() == 1
+    assert balance_of(user.id) == 70_000

@@ -218,3 +218,28 @@ def test_a_form_without_the_csrf_token_is_refused(browser_client: Client) -> Non
     response = browser_client.post("/signup/", {"username": unique("choi"), "password": PASSWORD})
     assert response.status_code == 403
     assert not User.objects.filter(username__startswith="choi").exists()
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("hold expired", "결제 확인 시간이 지나 좌석 선점이 해제되었습니다"),
+        ("payment error: gateway timeout", "오류로 결제를 처리하지 못했습니다"),
+        ("insufficient balance", "지갑 잔액이 부족합니다"),
+    ],
+)
+def test_a_system_cancellation_says_why_in_plain_words(
+    make_user: Any, performance: Any, reason: str, words: str
+) -> None:
+    # given a booking the system cancelled for this reason
+    user = make_user()
+    seat = seat_of(performance, "S-02")
+    reservation = Reservation.objects.using("concerts").create(
+        user_id=user.id, seat=seat, amount=seat.price, status="SYSTEM_CANCELED", reason=reason
+    )
+
+    # when its owner opens it, then the page names the outcome and the reason, and the saga is over
+    status = logged_in(user).get(f"/bookings/{reservation.id}/status.json").json()
+    assert status["terminal"] is True
+    assert "시스템에 의해 예매가 취소되었습니다" in status["html"]
+    assert words in status["html"]

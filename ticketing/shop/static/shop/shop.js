@@ -71,6 +71,9 @@
     const selected = new Set();
     let etag = null;
     let booking = false;
+    // Set while a booking's answer was lost (network error, 5xx): the seat may well be held by this very
+    // booking, so the map must not drop the choice; pressing the button again replays the same key.
+    let unanswered = false;
 
     function statusWord(status) {
       return { AVAILABLE: words.available, HELD: words.held, SOLD: words.sold }[status];
@@ -102,7 +105,7 @@
         "aria-label",
         [button.dataset.label, button.dataset.grade, button.dataset.priceText, statusWord(status)].join(", ")
       );
-      if (status !== "AVAILABLE" && selected.has(id) && !booking) {
+      if (status !== "AVAILABLE" && selected.has(id) && !booking && !unanswered) {
         toggle(button);
         show(message, message.dataset.taken);
       }
@@ -180,9 +183,11 @@
         } else if (result.status === 400 || result.status === 422) {
           show(message, message.dataset.refused + " " + (detailOf(result.data) || JSON.stringify(result.data)));
         } else {
+          unanswered = result.status >= 500;
           show(message, commonFailure(message, result));
         }
       } catch (error) {
+        unanswered = true;
         show(message, message.dataset.network);
       }
       booking = false;
@@ -192,6 +197,7 @@
     seats.forEach(function (button) {
       button.addEventListener("click", function () {
         hide(message);
+        unanswered = false;
         toggle(button);
       });
     });
