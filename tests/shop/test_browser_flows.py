@@ -211,14 +211,22 @@ def test_the_english_pages_render_the_whole_flow(
     person.go("/")
     expect(person.page.get_by_role("heading", name=performance.concert.title)).to_be_visible()
 
-    # when they switch to English and book
+    # when they switch to English
     person.page.get_by_role("button", name="English").click()
     expect(person.page.get_by_role("heading", name=performance.concert.title_en)).to_be_visible()
     person.snap("1-concerts")
     person.page.get_by_role("link", name=f"Choose seats — {performance.concert.title_en}").click()
     expect(person.page.get_by_role("heading", name="Seat map")).to_be_visible()
+    # and choose and book R-01 with the keyboard alone: into the map, down a row, then Space and Tab
+    seat_button(person.page, seat_of(performance, "VIP-01")).focus()  # the map's one tab stop
+    person.page.keyboard.press("ArrowDown")
+    expect(seat_button(person.page, seat_of(performance, "R-01"))).to_be_focused()
+    person.page.keyboard.press("Space")
+    expect(person.page.locator("#choice-text")).to_contain_text("R-01")
     person.snap("2-seat-map")
-    book_in_page(person.page, seat_of(performance, "R-01"))
+    person.page.keyboard.press("Tab")
+    expect(person.page.locator("#book")).to_be_focused()  # the next stop after the map
+    person.page.keyboard.press("Enter")
 
     # then the booking, the bookings list and the wallet all speak English
     expect(person.page.locator("#headline")).to_contain_text("Your booking is confirmed.")

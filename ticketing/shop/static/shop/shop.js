@@ -129,6 +129,67 @@
       render();
     }
 
+    // One tab stop for the whole map (the chosen seat, else the first available); arrows move between seats.
+    function enabledSeats(container) {
+      return Array.from(container.querySelectorAll("button.seat")).filter(function (button) {
+        return !button.disabled;
+      });
+    }
+
+    function rove(target) {
+      seats.forEach(function (button) {
+        button.tabIndex = -1;
+      });
+      if (target) {
+        target.tabIndex = 0;
+      }
+    }
+
+    function keepOneTabStop() {
+      const enabled = enabledSeats(root);
+      const current = enabled.find(function (button) {
+        return button.tabIndex === 0;
+      });
+      const chosen = enabled.find(function (button) {
+        return selected.has(Number(button.dataset.seatId));
+      });
+      rove(current || chosen || enabled[0]);
+    }
+
+    function neighbour(seat, key) {
+      if (key === "ArrowLeft" || key === "ArrowRight" || key === "Home" || key === "End") {
+        const list = enabledSeats(root);
+        const index = list.indexOf(seat);
+        return { ArrowLeft: list[index - 1], ArrowRight: list[index + 1], Home: list[0], End: list[list.length - 1] }[key];
+      }
+      const rows = Array.from(root.querySelectorAll(".row"));
+      let row = rows.indexOf(seat.parentElement);
+      const column = Array.from(seat.parentElement.querySelectorAll("button.seat")).indexOf(seat);
+      for (row += key === "ArrowDown" ? 1 : -1; row >= 0 && row < rows.length; row += key === "ArrowDown" ? 1 : -1) {
+        const candidates = enabledSeats(rows[row]);
+        if (candidates.length) {
+          const all = Array.from(rows[row].querySelectorAll("button.seat"));
+          return candidates.reduce(function (best, button) {
+            return Math.abs(all.indexOf(button) - column) < Math.abs(all.indexOf(best) - column) ? button : best;
+          });
+        }
+      }
+      return null;
+    }
+
+    root.querySelector(".rows").addEventListener("keydown", function (event) {
+      const seat = event.target.closest("button.seat");
+      if (!seat || ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End"].indexOf(event.key) < 0) {
+        return;
+      }
+      const next = neighbour(seat, event.key);
+      event.preventDefault();
+      if (next) {
+        rove(next);
+        next.focus();
+      }
+    });
+
     function apply(statuses) {
       const held = new Set(statuses.held);
       const sold = new Set(statuses.sold);
@@ -142,6 +203,7 @@
       root.querySelectorAll("[data-left-grade]").forEach(function (span) {
         span.textContent = String(left[span.dataset.leftGrade] || 0);
       });
+      keepOneTabStop();
       render();
     }
 
@@ -204,6 +266,7 @@
     if (bookButton) {
       bookButton.addEventListener("click", book);
     }
+    keepOneTabStop();
     render();
     poll();
     window.setInterval(function () {
