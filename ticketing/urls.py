@@ -6,6 +6,8 @@ from ticketing.api import IdConverter
 
 register_converter(IdConverter, "id")
 
+handler404 = "ticketing.shop.views.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("ticketing.accounts.api.urls")),

@@ -71,9 +71,18 @@ def test_the_seat_statuses_change_their_etag_when_a_seat_changes(browser_client:
     assert answer["ETag"] != etag
 
 
-@pytest.mark.parametrize("path", ["/performances/999999/", "/performances/999999/seats.json"])
-def test_an_unknown_performance_is_a_404(browser_client: Client, path: str) -> None:
-    assert browser_client.get(path).status_code == 404
+@pytest.mark.parametrize("path", ["/performances/999999/", "/performances/999999/seats.json", "/no-such-page/"])
+def test_an_unknown_page_is_a_404_with_a_way_back(browser_client: Client, path: str) -> None:
+    response = browser_client.get(path)
+    assert response.status_code == 404
+    assert "페이지를 찾을 수 없습니다" in response.content.decode()
+    assert 'href="/"' in response.content.decode()
+
+
+def test_an_unknown_api_path_under_a_drf_view_stays_json(client_for: Any, make_user: Any) -> None:
+    response = client_for(make_user()).get("/api/reservations/999999/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
 
 
 @pytest.mark.parametrize("path", ["/wallet/", "/bookings/", "/bookings/1/", "/bookings/1/status.json"])

@@ -253,6 +253,12 @@ def login(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/login.html", {"form": form, "next": next_url(request)}, status=status)
 
 
+@shop_page
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Every 404 outside the API's own JSON answers: a page in the visitor's language with a way back."""
+    return render(request, "shop/not_found.html", status=404)
+
+
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     auth.logout(request)
