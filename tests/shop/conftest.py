@@ -17,7 +17,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tests.conftest import ROOT, unique
+from tests.conftest import ROOT
 from tests.saga.conftest import audited  # noqa: F401  (every saga test here ends with the audit)
 from ticketing.accounts.models import User
 from ticketing.concerts.models import Concert, Performance, Seat
@@ -100,7 +100,7 @@ def visitor(browser: Any, live_server: Any, request: pytest.FixtureRequest) -> I
 def performance() -> Performance:
     """A performance of a concert with a Korean and an English title: 6 VIP seats, 12 R seats and 14 S seats."""
     concert = Concert.objects.using("concerts").create(
-        title=unique("봄밤 콘서트 "), title_en=unique("Spring Night "), artist="테스트 밴드"
+        title="봄밤 콘서트: 별이 빛나는 밤", title_en="Spring Night Concert: Starry Night", artist="새벽 밴드"
     )
     performance = Performance.objects.using("concerts").create(
         concert=concert, starts_at=timezone.now() + timedelta(days=30), venue="예술의전당"
