@@ -19,7 +19,7 @@ TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
 
-.PHONY: install migrate demo run test lint check-types check-imports pytest chaos bench clean
+.PHONY: install migrate demo run test lint check-types check-imports pytest chaos bench messages clean
 
 # Only `make run` (with the steps it runs) and the checks may use the development defaults (DEBUG on,
 # a public SECRET_KEY); set DEBUG=0 and a SECRET_KEY to run the real thing through the same command.
@@ -41,7 +41,7 @@ demo: migrate
 	$(BIN)/python manage.py ensure_demo_admin
 
 run: demo
-	@echo "API docs: http://127.0.0.1:$(PORT)/api/docs/   admin: http://127.0.0.1:$(PORT)/admin/"
+	@echo "shop: http://127.0.0.1:$(PORT)/   API docs: http://127.0.0.1:$(PORT)/api/docs/   admin: http://127.0.0.1:$(PORT)/admin/"
 	$(BIN)/honcho start -f Procfile -p $(PORT)
 
 lint: install
@@ -73,6 +73,10 @@ bench: install
 	$(BIN)/python -m bench.saga --configs ours,delay,dco --mode open --rate 55 --duration 15 --repeat 3 \
 		--chart docs/saga-open.png
 	$(BIN)/python -m bench.relay
+
+# The shop's Korean text: the compiled .mo is committed; run this after editing the .po (needs gettext).
+messages: install
+	cd ticketing/shop && ../../$(BIN)/python ../../manage.py compilemessages -l ko -v 0
 
 clean:
 	rm -rf var/*.sqlite3* var/broker var/test-*

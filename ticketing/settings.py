@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "ticketing.concerts",
     "ticketing.payments",
     "ticketing.audit",
+    "ticketing.shop",
 ]
 
 MIDDLEWARE = [
@@ -177,7 +178,11 @@ CACHES: dict[str, dict[str, Any]] = {
 
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"],
+    # JWTs for programs; the shop's pages call the same endpoints with the Django session (CSRF-checked).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -319,7 +324,10 @@ for _service, _alias in SERVICE_DATABASES.items():
     }
 
 # --- The rest --------------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# The API speaks English; the shop's pages speak Korean unless the visitor switches (ticketing.shop.i18n).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "ticketing" / "shop" / "locale"]  # first, so the shop's words win over Django's
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
@@ -328,6 +336,9 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+LOGIN_URL = "shop:login"
+LOGIN_REDIRECT_URL = "shop:concerts"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from ticketing.api import IdConverter
 
 register_converter(IdConverter, "id")
 
+handler404 = "ticketing.shop.views.not_found"
+
 urlpatterns = [
-    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/auth/", include("ticketing.accounts.api.urls")),
     path("api/", include("ticketing.concerts.api.urls")),
@@ -16,4 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("ticketing.shop.urls")),
 ]

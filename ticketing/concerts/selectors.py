@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import CharField, Prefetch, QuerySet
+from django.db.models import CharField, Count, Prefetch, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ticketing.outbox.selectors import dead_aggregate_ids
 
-from .models import Concert, Performance, Reservation, ReservationStatus, Seat
+from .models import Concert, Performance, Reservation, ReservationStatus, Seat, SeatStatus
 
 DB = "concerts"
 
@@ -36,6 +36,34 @@ def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
 
 def reservation_get(*, user_id: int, reservation_id: int) -> Reservation | None:
     return reservation_list(user_id=user_id).filter(pk=reservation_id).first()
+
+
+def seats_left_by_grade(*, performance_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Available seats of each performance, per grade, in one query."""
+    rows = (
+        Seat.objects.using(DB)
+        .filter(performance_id__in=performance_ids, status=SeatStatus.AVAILABLE)
+        .values_list("performance_id", "grade")
+        .annotate(left=Count("id"))
+        .order_by()
+    )
+    left: dict[int, dict[str, int]] = {pid: {} for pid in performance_ids}
+    for performance_id, grade, count in rows:
+        left[performance_id][grade] = count
+    return left
+
+
+def performance_get(*, performance_id: int) -> Performance | None:
+    return Performance.objects.using(DB).select_related("concert").filter(pk=performance_id).first()
+
+
+def seat_statuses(*, performance_id: int) -> dict[str, list[int]]:
+    """The ids of a performance's seats that are not available, by status: what a seat map needs to stay current."""
+    taken: dict[str, list[int]] = {SeatStatus.HELD: [], SeatStatus.SOLD: []}
+    rows = Seat.objects.using(DB).filter(performance_id=performance_id).exclude(status=SeatStatus.AVAILABLE)
+    for seat_id, status in rows.order_by("id").values_list("id", "status"):
+        taken[status].append(seat_id)
+    return taken
 
 
 # --- What the periodic jobs look at: each a bounded page, on an index, whatever the history ----------

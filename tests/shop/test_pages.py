@@ -1,0 +1,254 @@
+"""The shop's pages and small JSON endpoints, through Django's test client (no browser, no workers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests.conftest import PASSWORD, all_databases, unique
+from tests.saga.conftest import wait_for
+from ticketing.accounts.models import User
+from ticketing.concerts.models import Reservation, Seat
+
+from .conftest import seat_of
+
+pytestmark = [all_databases]
+
+
+@pytest.fixture
+def browser_client() -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+def logged_in(user: User) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def csrf_of(client: Client, path: str = "/") -> str:
+    client.get(path)
+    return client.cookies["csrftoken"].value
+
+
+def test_the_seat_statuses_name_the_taken_seats_and_an_unchanged_map_costs_a_304(
+    browser_client: Client, performance: Any
+) -> None:
+    # given a performance with one seat sold
+    Seat.objects.using("concerts").filter(pk=seat_of(performance, "R-01").pk).update(status="SOLD")
+    url = f"/performances/{performance.id}/seats.json"
+
+    # when a seat map polls, and then polls again with the ETag it got
+    first = browser_client.get(url)
+    again = browser_client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    # then the first answer lists the sold seat, and the second is a 304 without a body
+    assert first.status_code == 200
+    assert json.loads(first.content) == {"held": [], "sold": [seat_of(performance, "R-01").id]}
+    assert (again.status_code, again.content) == (304, b"")
+    assert again["ETag"] == first["ETag"]
+
+
+def test_the_seat_statuses_change_their_etag_when_a_seat_changes(browser_client: Client, performance: Any) -> None:
+    # given a seat map that polled once
+    url = f"/performances/{performance.id}/seats.json"
+    etag = browser_client.get(url)["ETag"]
+
+    # when a seat becomes held
+    held = seat_of(performance, "VIP-01")
+    Seat.objects.using("concerts").filter(pk=held.pk).update(status="HELD")
+
+    # then within the cache's second the poll gets a new answer naming it
+    answer = wait_for(
+        lambda: (r := browser_client.get(url, HTTP_IF_NONE_MATCH=etag)).status_code == 200 and r,
+        timeout=3,
+        what="a new seat-status answer",
+    )
+    assert json.loads(answer.content)["held"] == [held.id]
+    assert answer["ETag"] != etag
+
+
+@pytest.mark.parametrize("path", ["/performances/999999/", "/performances/999999/seats.json", "/no-such-page/"])
+def test_an_unknown_page_is_a_404_with_a_way_back(browser_client: Client, path: str) -> None:
+    response = browser_client.get(path)
+    assert response.status_code == 404
+    assert "페이지를 찾을 수 없습니다" in response.content.decode()
+    assert 'href="/"' in response.content.decode()
+
+
+def test_an_unknown_api_path_under_a_drf_view_stays_json(client_for: Any, make_user: Any) -> None:
+    response = client_for(make_user()).get("/api/reservations/999999/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", ["/wallet/", "/bookings/", "/bookings/1/", "/bookings/1/status.json"])
+def test_personal_pages_ask_for_a_login(browser_client: Client, path: str) -> None:
+    response = browser_client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={path}"
+
+
+def test_someone_elses_booking_is_a_404(make_user: Any, performance: Any) -> None:
+    # given a booking of another user
+    owner = make_user()
+    seat = seat_of(performance, "R-02")
+    reservation = Reservation.objects.using("concerts").create(user_id=owner.id, seat=seat, amount=seat.price)
+
+    # when a third person opens it, then it does not exist for them
+    client = logged_in(make_user())
+    assert client.get(f"/bookings/{reservation.id}/").status_code == 404
+    assert client.get(f"/bookings/{reservation.id}/status.json").status_code == 404
+
+
+def test_staff_see_open_in_admin_on_a_booking_and_others_do_not(make_user: Any, performance: Any) -> None:
+    # given a staff member's booking and a customer's booking
+    staff = make_user()
+    staff.is_staff = True
+    staff.save(using="default")
+    customer = make_user()
+    bookings = {
+        user.id: Reservation.objects.using("concerts").create(
+            user_id=user.id, seat=seat_of(performance, label), amount=40_000
+        )
+        for user, label in ((staff, "R-03"), (customer, "R-04"))
+    }
+
+    # when each opens their own booking page
+    staff_page = logged_in(staff).get(f"/bookings/{bookings[staff.id].id}/").content.decode()
+    customer_page = logged_in(customer).get(f"/bookings/{bookings[customer.id].id}/").content.decode()
+
+    # then only the staff member has the admin link
+    assert f'href="/admin/concerts/reservation/{bookings[staff.id].id}/change/"' in staff_page
+    assert "/admin/" not in customer_page
+
+
+def test_pages_are_korean_by_default_and_english_after_the_switch(browser_client: Client, performance: Any) -> None:
+    # given a first visit: Korean, with the concert's Korean title
+    page = browser_client.get("/")
+    assert page["Content-Language"] == "ko"
+    assert performance.concert.title in page.content.decode()
+    assert "공연" in page.content.decode()
+
+    # when the visitor switches to English
+    token = browser_client.cookies["csrftoken"].value
+    switched = browser_client.post("/i18n/setlang/", {"language": "en", "next": "/"}, HTTP_X_CSRFTOKEN=token)
+
+    # then the pages are English, with the concert's English title
+    assert switched.status_code == 302
+    page = browser_client.get("/")
+    assert page["Content-Language"] == "en"
+    assert performance.concert.title_en in page.content.decode()
+    assert "Concerts" in page.content.decode()
+
+
+def test_pages_send_the_security_headers(browser_client: Client) -> None:
+    response = browser_client.get("/")
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_the_api_takes_the_session_only_with_the_csrf_token(make_user: Any, performance: Any) -> None:
+    # given a person logged in to the shop
+    client = logged_in(make_user())
+    seat = seat_of(performance, "VIP-02")
+    body = json.dumps({"seat_id": seat.id})
+
+    # when a page posts to the API without the CSRF token, it is refused and nothing is booked
+    refused = client.post("/api/reservations/", body, content_type="application/json")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["detail"]
+    assert not Reservation.objects.using("concerts").filter(seat=seat).exists()
+
+    # and with the token, it books
+    accepted = client.post(
+        "/api/reservations/", body, content_type="application/json", HTTP_X_CSRFTOKEN=csrf_of(client)
+    )
+    assert accepted.status_code == 202, accepted.content
+
+
+def test_signing_up_logs_the_person_in(browser_client: Client) -> None:
+    username = unique("lee")
+    token = csrf_of(browser_client, "/signup/")
+    response = browser_client.post(
+        "/signup/", {"username": username, "password": PASSWORD, "next": "/wallet/"}, HTTP_X_CSRFTOKEN=token
+    )
+    assert (response.status_code, response["Location"]) == (302, "/wallet/")
+    assert browser_client.get("/wallet/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("password", "words"), [("83920174", "전부 숫자로"), ("short", "너무 짧습니다")], ids=["digits only", "too short"]
+)
+def test_a_weak_password_is_refused_with_the_reason(browser_client: Client, password: str, words: str) -> None:
+    token = csrf_of(browser_client, "/signup/")
+    response = browser_client.post(
+        "/signup/", {"username": unique("park"), "password": password}, HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 200
+    assert words in response.content.decode()
+
+
+def test_a_taken_username_is_refused_with_a_clear_message(browser_client: Client, make_user: Any) -> None:
+    taken = make_user().username
+    token = csrf_of(browser_client, "/signup/")
+    response = browser_client.post("/signup/", {"username": taken, "password": PASSWORD}, HTTP_X_CSRFTOKEN=token)
+    assert "이미 사용 중인 아이디입니다" in response.content.decode()
+
+
+def test_a_wrong_password_is_refused_and_logs_no_one_in(browser_client: Client, make_user: Any) -> None:
+    user = make_user()
+    token = csrf_of(browser_client, "/login/")
+    response = browser_client.post(
+        "/login/", {"username": user.username, "password": "wrong-password-1"}, HTTP_X_CSRFTOKEN=token
+    )
+    assert "아이디 또는 비밀번호가 올바르지 않습니다" in response.content.decode()
+    assert browser_client.get("/wallet/").status_code == 302
+
+
+def test_a_login_never_redirects_to_another_site(browser_client: Client, make_user: Any) -> None:
+    user = make_user()
+    token = csrf_of(browser_client, "/login/")
+    response = browser_client.post(
+        "/login/",
+        {"username": user.username, "password": PASSWORD, "next": "https://evil.example/"},
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert (response.status_code, response["Location"]) == (302, "/")
+
+
+def test_a_form_without_the_csrf_token_is_refused(browser_client: Client) -> None:
+    response = browser_client.post("/signup/", {"username": unique("choi"), "password": PASSWORD})
+    assert response.status_code == 403
+    assert not User.objects.filter(username__startswith="choi").exists()
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("hold expired", "결제 확인 시간이 지나 좌석 선점이 해제되었습니다"),
+        ("payment error: gateway timeout", "오류로 결제를 처리하지 못했습니다"),
+        ("insufficient balance", "지갑 잔액이 부족합니다"),
+    ],
+)
+def test_a_system_cancellation_says_why_in_plain_words(
+    make_user: Any, performance: Any, reason: str, words: str
+) -> None:
+    # given a booking the system cancelled for this reason
+    user = make_user()
+    seat = seat_of(performance, "S-02")
+    reservation = Reservation.objects.using("concerts").create(
+        user_id=user.id, seat=seat, amount=seat.price, status="SYSTEM_CANCELED", reason=reason
+    )
+
+    # when its owner opens it, then the page names the outcome and the reason, and the saga is over
+    status = logged_in(user).get(f"/bookings/{reservation.id}/status.json").json()
+    assert status["terminal"] is True
+    assert "시스템에 의해 예매가 취소되었습니다" in status["html"]
+    assert words in status["html"]

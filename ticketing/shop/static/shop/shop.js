@@ -1,0 +1,395 @@
+// The shop's only script: the live seat map, the live booking progress, and the forms that call the JSON API.
+// Every POST carries the page's Idempotency-Key, so a double click or a retry after a network error
+// gets the first answer again instead of booking (or topping up) twice.
+"use strict";
+
+(function () {
+  function csrfToken() {
+    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  async function postJSON(url, body, idempotencyKey) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRFToken": csrfToken(),
+        "Idempotency-Key": idempotencyKey,
+      },
+      body: JSON.stringify(body),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    return { status: response.status, data: data, retryAfter: response.headers.get("Retry-After") };
+  }
+
+  function show(box, text) {
+    box.textContent = text;
+    box.hidden = false;
+  }
+
+  function hide(box) {
+    box.hidden = true;
+    box.textContent = "";
+  }
+
+  // The message for an answer every form can get: logged out, throttled, or a server error.
+  function commonFailure(box, result) {
+    if (result.status === 401 || result.status === 403) {
+      return box.dataset.login;
+    }
+    if (result.status === 429) {
+      const wait = result.retryAfter ? " (" + result.retryAfter + "s)" : "";
+      return box.dataset.throttled + wait;
+    }
+    return box.dataset.server;
+  }
+
+  function detailOf(data) {
+    return data && typeof data.detail === "string" ? data.detail : "";
+  }
+
+  // --- Seat map ------------------------------------------------------------------------------------
+
+  function seatMap(root) {
+    const seats = new Map();
+    root.querySelectorAll("button.seat").forEach(function (button) {
+      seats.set(Number(button.dataset.seatId), button);
+    });
+    const words = document.getElementById("status-words").dataset;
+    const choice = document.getElementById("choice-text");
+    const bookButton = document.getElementById("book");
+    const message = document.getElementById("message");
+    const maxSeats = Number(root.dataset.maxSeats) || 1;
+    const selected = new Set();
+    let etag = null;
+    let booking = false;
+    // Set while a booking's answer was lost (network error, 5xx): the seat may well be held by this very
+    // booking, so the map must not drop the choice; pressing the button again replays the same key.
+    let unanswered = false;
+
+    function statusWord(status) {
+      return { AVAILABLE: words.available, HELD: words.held, SOLD: words.sold }[status];
+    }
+
+    function render() {
+      const chosen = Array.from(selected).map(function (id) {
+        const seat = seats.get(id);
+        return seat.dataset.label + " (" + seat.dataset.grade + ", " + seat.dataset.priceText + ")";
+      });
+      choice.textContent = chosen.length ? choice.dataset.chosen + " " + chosen.join(", ") : choice.dataset.none;
+      if (bookButton) {
+        bookButton.disabled = booking || chosen.length === 0;
+      }
+    }
+
+    function setStatus(button, status) {
+      const id = Number(button.dataset.seatId);
+      if (button.dataset.status === status) {
+        return;
+      }
+      button.dataset.status = status;
+      button.classList.remove("available", "held", "sold");
+      button.classList.add(status.toLowerCase());
+      button.disabled = status !== "AVAILABLE";
+      const mark = button.querySelector(".mark");
+      mark.textContent = status === "HELD" ? "…" : status === "SOLD" ? "✕" : button.dataset.label.slice(-2);
+      button.setAttribute(
+        "aria-label",
+        [button.dataset.label, button.dataset.grade, button.dataset.priceText, statusWord(status)].join(", ")
+      );
+      if (status !== "AVAILABLE" && selected.has(id) && !booking && !unanswered) {
+        toggle(button);
+        show(message, message.dataset.taken);
+      }
+    }
+
+    function toggle(button) {
+      const id = Number(button.dataset.seatId);
+      if (selected.has(id)) {
+        selected.delete(id);
+        button.setAttribute("aria-pressed", "false");
+        button.classList.remove("selected");
+      } else {
+        if (selected.size >= maxSeats) {
+          const first = selected.values().next().value;
+          toggle(seats.get(first));
+        }
+        selected.add(id);
+        button.setAttribute("aria-pressed", "true");
+        button.classList.add("selected");
+      }
+      render();
+    }
+
+    // One tab stop for the whole map (the chosen seat, else the first available); arrows move between seats.
+    function enabledSeats(container) {
+      return Array.from(container.querySelectorAll("button.seat")).filter(function (button) {
+        return !button.disabled;
+      });
+    }
+
+    function rove(target) {
+      seats.forEach(function (button) {
+        button.tabIndex = -1;
+      });
+      if (target) {
+        target.tabIndex = 0;
+      }
+    }
+
+    function keepOneTabStop() {
+      const enabled = enabledSeats(root);
+      const current = enabled.find(function (button) {
+        return button.tabIndex === 0;
+      });
+      const chosen = enabled.find(function (button) {
+        return selected.has(Number(button.dataset.seatId));
+      });
+      rove(current || chosen || enabled[0]);
+    }
+
+    function neighbour(seat, key) {
+      if (key === "ArrowLeft" || key === "ArrowRight" || key === "Home" || key === "End") {
+        const list = enabledSeats(root);
+        const index = list.indexOf(seat);
+        return { ArrowLeft: list[index - 1], ArrowRight: list[index + 1], Home: list[0], End: list[list.length - 1] }[key];
+      }
+      const rows = Array.from(root.querySelectorAll(".row"));
+      let row = rows.indexOf(seat.parentElement);
+      const column = Array.from(seat.parentElement.querySelectorAll("button.seat")).indexOf(seat);
+      for (row += key === "ArrowDown" ? 1 : -1; row >= 0 && row < rows.length; row += key === "ArrowDown" ? 1 : -1) {
+        const candidates = enabledSeats(rows[row]);
+        if (candidates.length) {
+          const all = Array.from(rows[row].querySelectorAll("button.seat"));
+          return candidates.reduce(function (best, button) {
+            return Math.abs(all.indexOf(button) - column) < Math.abs(all.indexOf(best) - column) ? button : best;
+          });
+        }
+      }
+      return null;
+    }
+
+    root.querySelector(".rows").addEventListener("keydown", function (event) {
+      const seat = event.target.closest("button.seat");
+      if (!seat || ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End"].indexOf(event.key) < 0) {
+        return;
+      }
+      const next = neighbour(seat, event.key);
+      event.preventDefault();
+      if (next) {
+        rove(next);
+        next.focus();
+      }
+    });
+
+    function apply(statuses) {
+      const held = new Set(statuses.held);
+      const sold = new Set(statuses.sold);
+      const left = {};
+      seats.forEach(function (button, id) {
+        const status = sold.has(id) ? "SOLD" : held.has(id) ? "HELD" : "AVAILABLE";
+        setStatus(button, status);
+        const grade = button.dataset.grade;
+        left[grade] = (left[grade] || 0) + (status === "AVAILABLE" ? 1 : 0);
+      });
+      root.querySelectorAll("[data-left-grade]").forEach(function (span) {
+        span.textContent = String(left[span.dataset.leftGrade] || 0);
+      });
+      keepOneTabStop();
+      render();
+    }
+
+    async function poll() {
+      try {
+        const headers = etag ? { "If-None-Match": etag } : {};
+        const response = await fetch(root.dataset.statusesUrl, { headers: headers, cache: "no-store" });
+        if (response.status === 200) {
+          etag = response.headers.get("ETag");
+          apply(await response.json());
+        }
+      } catch (error) {
+        // The next poll tries again; the map stays as it was.
+      }
+    }
+
+    async function book() {
+      hide(message);
+      const ids = Array.from(selected).sort(function (a, b) {
+        return a - b;
+      });
+      booking = true;
+      render();
+      const key = root.dataset.idempotencyKey + "-" + ids.join("-");
+      try {
+        const result = await postJSON(root.dataset.bookUrl, { seat_id: ids[0] }, key);
+        if (result.status === 202 || result.status === 200) {
+          window.location.assign(root.dataset.bookingUrl.replace("/0/", "/" + result.data.id + "/"));
+          return;
+        }
+        if (result.status === 409) {
+          show(message, message.dataset.taken);
+          ids.forEach(function (id) {
+            toggle(seats.get(id));
+          });
+          poll();
+        } else if (result.status === 404) {
+          show(message, message.dataset.notFound);
+        } else if (result.status === 400 || result.status === 422) {
+          show(message, message.dataset.refused + " " + (detailOf(result.data) || JSON.stringify(result.data)));
+        } else {
+          unanswered = result.status >= 500;
+          show(message, commonFailure(message, result));
+        }
+      } catch (error) {
+        unanswered = true;
+        show(message, message.dataset.network);
+      }
+      booking = false;
+      render();
+    }
+
+    seats.forEach(function (button) {
+      button.addEventListener("click", function () {
+        hide(message);
+        unanswered = false;
+        toggle(button);
+      });
+    });
+    if (bookButton) {
+      bookButton.addEventListener("click", book);
+    }
+    keepOneTabStop();
+    render();
+    poll();
+    window.setInterval(function () {
+      if (!document.hidden) {
+        poll();
+      }
+    }, 2000);
+  }
+
+  // --- Booking progress ----------------------------------------------------------------------------
+
+  function bookingPage(root) {
+    const progress = document.getElementById("progress");
+    const pollMessage = document.getElementById("poll-message");
+    const cancelButton = document.getElementById("cancel");
+    const message = document.getElementById("message");
+    let delay = 1000;
+    let timer = null;
+
+    function terminal() {
+      const current = progress.querySelector(".progress");
+      return current && current.dataset.terminal === "true";
+    }
+
+    function schedule() {
+      window.clearTimeout(timer);
+      if (!terminal()) {
+        timer = window.setTimeout(poll, delay);
+      }
+    }
+
+    async function poll() {
+      try {
+        const response = await fetch(root.dataset.statusUrl, { cache: "no-store", credentials: "same-origin" });
+        if (response.ok) {
+          const data = await response.json();
+          progress.innerHTML = data.html;
+          hide(pollMessage);
+          delay = 1000;
+          if (cancelButton && data.status !== "PENDING" && data.status !== "CONFIRMED") {
+            cancelButton.hidden = true;
+          }
+        } else {
+          delay = Math.min(delay * 2, 5000);
+        }
+      } catch (error) {
+        show(pollMessage, root.dataset.reconnecting);
+        delay = Math.min(delay * 2, 5000);
+      }
+      schedule();
+    }
+
+    async function cancel() {
+      if (!window.confirm(cancelButton.dataset.confirm)) {
+        return;
+      }
+      hide(message);
+      cancelButton.disabled = true;
+      try {
+        const result = await postJSON(cancelButton.dataset.cancelUrl, {}, cancelButton.dataset.idempotencyKey);
+        if (result.status === 200) {
+          cancelButton.hidden = true;
+          progress.querySelector(".progress").dataset.terminal = "false";
+          poll();
+          return;
+        }
+        if (result.status === 409) {
+          show(message, message.dataset.conflict + " " + detailOf(result.data));
+        } else {
+          show(message, commonFailure(message, result));
+        }
+      } catch (error) {
+        show(message, message.dataset.network);
+      }
+      cancelButton.disabled = false;
+    }
+
+    if (cancelButton) {
+      cancelButton.addEventListener("click", cancel);
+    }
+    schedule();
+  }
+
+  // --- Wallet --------------------------------------------------------------------------------------
+
+  function topUpForm(form) {
+    const message = document.getElementById("message");
+    const input = document.getElementById("amount");
+    const button = form.querySelector("button[type=submit]");
+
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      hide(message);
+      const raw = input.value.trim();
+      // The API decides what a valid amount is; the page only sends a number when it reads as one.
+      const amount = /^[0-9]+$/.test(raw) ? Number(raw) : raw;
+      button.disabled = true;
+      try {
+        const result = await postJSON(form.dataset.chargeUrl, { amount: amount }, form.dataset.idempotencyKey + "-" + raw);
+        if (result.status === 200) {
+          window.location.reload();
+          return;
+        }
+        show(message, result.status === 400 ? message.dataset.invalid : commonFailure(message, result));
+      } catch (error) {
+        show(message, message.dataset.network);
+      }
+      button.disabled = false;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const map = document.getElementById("seatmap");
+    if (map) {
+      seatMap(map);
+    }
+    const booking = document.getElementById("booking");
+    if (booking) {
+      bookingPage(booking);
+    }
+    const topUp = document.getElementById("top-up");
+    if (topUp) {
+      topUpForm(topUp);
+    }
+  });
+})();
