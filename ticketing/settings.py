@@ -270,22 +270,28 @@ PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "ticketing.payments.gatewa
 # --- Celery ----------------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem")
+# The filesystem transport needs no server and works across processes; ticketing.embedded_broker
+# makes it safe under concurrency (no partial message, no crash on an unreadable one). Polling at
+# 50 ms instead of 1 s keeps a saga's hops short on the embedded default.
+CELERY_BROKER_TRANSPORT = "ticketing.embedded_broker:Transport" if EMBEDDED_BROKER else None
+EMBEDDED_BROKER_FOLDERS = ("queue", "control", "processed", "claimed", "unreadable")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    # The filesystem transport needs no server and works across processes (file locks); polling at
-    # 50 ms instead of 1 s keeps a saga's hops short on the embedded default.
     {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "claimed_folder": str(BROKER_DIR / "claimed"),
+        "unreadable_folder": str(BROKER_DIR / "unreadable"),
         "store_processed": False,
         "polling_interval": 0.05,
     }
-    if CELERY_BROKER_URL.startswith("filesystem")
+    if EMBEDDED_BROKER
     else {"confirm_publish": True}
 )
-if CELERY_BROKER_URL.startswith("filesystem"):
-    for folder in ("queue", "control", "processed"):
+if EMBEDDED_BROKER:
+    for folder in EMBEDDED_BROKER_FOLDERS:
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
