@@ -61,7 +61,8 @@ class Channel(filesystem.Channel):
 
     # --- Producing ---------------------------------------------------------------------------------
 
-    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+    # kombu's two base classes disagree on the name of the second argument.
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:  # type: ignore[override]
         data = str_to_bytes(dumps(message))
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         write_whole(Path(self.data_folder_out) / name, data)
