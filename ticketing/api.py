@@ -1,5 +1,5 @@
 """API plumbing shared by every service: error format, strict fields, id path converter, client address,
-throttles."""
+throttles, the schema."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
-from rest_framework import exceptions, serializers
+from drf_spectacular import openapi
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -29,7 +31,15 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class StrictCharField(serializers.CharField):
-    """A string that must arrive as a JSON string: a number is not silently turned into one."""
+    """A string that must arrive as a JSON string: a number is not silently turned into one.
+
+    ``schema_min_length`` tells the schema about a minimum length that a rule deeper down enforces
+    (the password validators, say), so that the schema states what the API accepts.
+    """
+
+    def __init__(self, *, schema_min_length: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schema_min_length = schema_min_length
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -52,6 +62,93 @@ class IdConverter:
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+# --- The schema --------------------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    # 1 to 255 characters once the server strips the spaces around a header value.
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
+    OpenApiParameter.HEADER,
+    description="A retry with the same key gets the first answer.",
+)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, for a person to read.")
+
+
+DETAIL = ErrorSerializer
+FIELD_ERRORS = {
+    "type": "object",
+    "description": "Each field with its problems (or ``detail`` for a body that is not JSON).",
+    "additionalProperties": {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "object"}]
+    },
+}
+ERRORS = {
+    400: OpenApiResponse(FIELD_ERRORS, "Invalid input: the body names each field's problem."),
+    401: OpenApiResponse(DETAIL, "No valid credentials (a missing, invalid or expired token)."),
+    404: OpenApiResponse(DETAIL, "No such resource (or not yours)."),
+    409: OpenApiResponse(DETAIL, "Not possible in the resource's current state; the detail says why."),
+    422: OpenApiResponse(DETAIL, "This Idempotency-Key was already used with a different request."),
+    429: OpenApiResponse(DETAIL, "Too many requests; retry after the Retry-After header's seconds."),
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error answers an operation documents besides those AutoSchema finds itself (409, say)."""
+    return {code: ERRORS[code] for code in codes}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, plus the error answers each operation can give, found from the view:
+    400 for a body or an Idempotency-Key, 401 behind authentication, 404 with a path id, 422 with an
+    Idempotency-Key, 429 with a throttle. Others (409) an operation lists with ``errors()``."""
+
+    def _get_response_bodies(self, direction: Any = "response") -> Any:
+        responses = super()._get_response_bodies(direction)
+        for code in self.error_codes():
+            responses.setdefault(str(code), self._get_response_for_code(ERRORS[code], str(code), direction=direction))
+        return dict(sorted(responses.items()))
+
+    def _insert_field_validators(self, field: Any, schema: dict[str, Any]) -> None:
+        super()._insert_field_validators(field, schema)
+        if isinstance(field, StrictCharField) and schema.get("type") == "string":
+            describe_strict_string(field, schema)
+
+    def error_codes(self) -> list[int]:
+        idempotent = any(
+            isinstance(p, OpenApiParameter) and p.name == IDEMPOTENCY_HEADER for p in self.get_override_parameters()
+        )
+        has_body = self.method in {"POST", "PUT", "PATCH"} and self.get_request_serializer() is not None
+        authenticated = any(not isinstance(p, permissions.AllowAny) for p in self.view.get_permissions())
+        codes = {
+            400: has_body or idempotent,
+            401: authenticated,
+            404: "{" in self.path,
+            422: idempotent,
+            429: bool(self.view.get_throttles()),
+        }
+        return [code for code, applies in codes.items() if applies]
+
+
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+def describe_strict_string(field: StrictCharField, schema: dict[str, Any]) -> None:
+    """Say what a StrictCharField accepts: no NUL character (DRF refuses them) and, when trimmed,
+    something besides spaces; with the minimum length a deeper rule enforces."""
+    if field.schema_min_length:
+        schema["minLength"] = max(schema.get("minLength", 0), field.schema_min_length)
+    if "pattern" in schema:  # the field's own pattern (a username's) already excludes NUL
+        return
+    if field.trim_whitespace and not field.allow_blank:
+        schema["pattern"] = NOT_BLANK
+    else:  # the lengths in the pattern too, so that a generator needs no filter to meet them
+        schema["pattern"] = f"^[^\\x00]{{{schema.get('minLength', 0)},{schema.get('maxLength', '')}}}$"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -1,14 +1,27 @@
 from __future__ import annotations
 
+from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from ticketing.api import StrictCharField
 
 
+def password_min_length() -> int:
+    """The shortest password the configured validators let through (they enforce it; the schema says it)."""
+    lengths = [v.min_length for v in get_default_password_validators() if isinstance(v, MinimumLengthValidator)]
+    return max(lengths, default=1)
+
+
 class SignupSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
+    password = StrictCharField(
+        max_length=128,
+        write_only=True,
+        trim_whitespace=False,
+        schema_min_length=password_min_length(),
+        help_text="Not too common, not all digits, not like the username.",
+    )
 
 
 class LoginSerializer(serializers.Serializer):
@@ -19,6 +32,10 @@ class LoginSerializer(serializers.Serializer):
 class UserSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     username = serializers.CharField(read_only=True)
+
+
+class AccessTokenSerializer(serializers.Serializer):
+    access = serializers.CharField(read_only=True)
 
 
 class TokenPairSerializer(serializers.Serializer):

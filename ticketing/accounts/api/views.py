@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -13,11 +13,11 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from ticketing.api import AddressRateThrottle, client_address, user_id_of
+from ticketing.api import AddressRateThrottle, StrictCharField, client_address, errors, user_id_of
 
 from .. import selectors, services
 from ..models import User
-from .serializers import LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
+from .serializers import AccessTokenSerializer, LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
 
 
 class SignupThrottle(AddressRateThrottle):
@@ -51,7 +51,7 @@ class LoginView(APIView):
         # Wrong credentials are a 401 (with this header), not the 403 DRF gives without an authenticator.
         return 'Bearer realm="api"'
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer})
+    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer, **errors(401, 429)})
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -76,6 +76,8 @@ class MeView(APIView):
 
 
 class RefreshSerializer(TokenRefreshSerializer):
+    refresh = StrictCharField()
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
             return super().validate(attrs)
@@ -83,5 +85,6 @@ class RefreshSerializer(TokenRefreshSerializer):
             raise exceptions.AuthenticationFailed("The account no longer exists.", "no_active_account") from exc
 
 
+@extend_schema_view(post=extend_schema(responses={200: AccessTokenSerializer, **errors(401)}))
 class RefreshView(TokenRefreshView):
     serializer_class = RefreshSerializer

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ticketing.api import UserRateThrottle, user_id_of
+from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, errors, user_id_of
 from ticketing.idempotency.services import idempotent
 
 from .. import selectors, services
@@ -18,11 +18,6 @@ from .serializers import ConcertSerializer, ReservationCreateSerializer, Reserva
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
-
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, description="A retry with the same key gets the first answer."
-)
 
 
 class ConcertListView(APIView):
@@ -69,7 +64,9 @@ class ReservationListView(APIView):
         return Response(ReservationSerializer(reservations, many=True).data)
 
     @extend_schema(
-        request=ReservationCreateSerializer, responses={202: ReservationSerializer}, parameters=[IDEMPOTENCY_KEY]
+        request=ReservationCreateSerializer,
+        responses={202: ReservationSerializer, **errors(404, 409)},
+        parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
         user_id = user_id_of(request)
@@ -99,7 +96,7 @@ class ReservationDetailView(APIView):
 
 
 class ReservationCancelView(APIView):
-    @extend_schema(request=None, responses={200: ReservationSerializer}, parameters=[IDEMPOTENCY_KEY])
+    @extend_schema(request=None, responses={200: ReservationSerializer, **errors(409)}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request: Request, reservation_id: int) -> Response:
         user_id = user_id_of(request)
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ticketing.api import user_id_of
+from ticketing.api import IDEMPOTENCY_KEY, user_id_of
 from ticketing.idempotency.services import idempotent
 
 from .. import selectors, services
@@ -22,7 +22,7 @@ class WalletChargeView(APIView):
     @extend_schema(
         request=ChargeSerializer,
         responses={200: WalletSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
         user_id = user_id_of(request)
