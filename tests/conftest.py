@@ -36,6 +36,17 @@ WORKER_APP_NAME = "ticketing-test-worker"
 PASSWORD = "correct-horse-battery-9"
 _counter = itertools.count(1)
 
+
+def embedded_default() -> bool:
+    """Whether this run has the `make run` default: SQLite files and the embedded broker."""
+    sqlite = all(db["ENGINE"] == "django.db.backends.sqlite3" for db in settings.DATABASES.values())
+    return sqlite and settings.EMBEDDED_BROKER
+
+
+# tests/embedded runs on the embedded default (`make pytest-embedded`), everything else on PostgreSQL,
+# RabbitMQ and Redis (`make pytest`).
+collect_ignore = [] if embedded_default() else ["embedded"]
+
 # Every database test may touch all three databases.
 all_databases = pytest.mark.django_db(databases="__all__")
 # Saga tests commit for real, so that worker processes see the rows.
@@ -93,6 +104,8 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
 
 def database_url(alias: str) -> str:
     """The URL of the test database behind ``alias``, for worker processes."""
+    if connections[alias].vendor == "sqlite":  # the embedded default (tests/embedded)
+        return f"sqlite:///{connections[alias].settings_dict['NAME']}"
     service = {v: k for k, v in settings.SERVICE_DATABASES.items()}[alias]
     parts = urlsplit(os.environ[f"{service.upper()}_DATABASE_URL"])
     return urlunsplit(parts._replace(path="/" + connections[alias].settings_dict["NAME"]))

@@ -7,7 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, permissions, serializers
@@ -33,13 +35,16 @@ class StrictIntegerField(serializers.IntegerField):
 class StrictCharField(serializers.CharField):
     """A string that must arrive as a JSON string: a number is not silently turned into one.
 
-    ``schema_min_length`` tells the schema about a minimum length that a rule deeper down enforces
-    (the password validators, say), so that the schema states what the API accepts.
+    ``schema_min_length`` and ``schema_pattern`` tell the schema about what a rule deeper down
+    enforces (the password validators, say), so that the schema states what the API accepts.
     """
 
-    def __init__(self, *, schema_min_length: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, schema_min_length: int | None = None, schema_pattern: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.schema_min_length = schema_min_length
+        self.schema_pattern = schema_pattern
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -143,12 +148,33 @@ def describe_strict_string(field: StrictCharField, schema: dict[str, Any]) -> No
     something besides spaces; with the minimum length a deeper rule enforces."""
     if field.schema_min_length:
         schema["minLength"] = max(schema.get("minLength", 0), field.schema_min_length)
+    if field.schema_pattern:
+        schema["pattern"] = field.schema_pattern
     if "pattern" in schema:  # the field's own pattern (a username's) already excludes NUL
         return
     if field.trim_whitespace and not field.allow_blank:
         schema["pattern"] = NOT_BLANK
     else:  # the lengths in the pattern too, so that a generator needs no filter to meet them
         schema["pattern"] = f"^[^\\x00]{{{schema.get('minLength', 0)},{schema.get('maxLength', '')}}}$"
+
+
+@csrf_exempt  # it changes nothing, and a POST to a wrong path should learn that, not about CSRF
+def not_found(request: HttpRequest) -> HttpResponse:
+    """Any other path under /api/: a JSON 404 like the API's own, not Django's HTML page (and the
+    redirect to the path with its slash that Django would give, where that path exists)."""
+    with_slash = request.path + "/"
+    if not request.path.endswith("/") and resolves_to_a_view(with_slash):
+        if request.method in {"GET", "HEAD"}:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+        return JsonResponse({"detail": f"Not found. Did you mean {with_slash}?"}, status=404)
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def resolves_to_a_view(path: str) -> bool:
+    try:
+        return resolve(path).func is not not_found
+    except Resolver404:
+        return False
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

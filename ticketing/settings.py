@@ -129,6 +129,8 @@ def database(service: str) -> dict[str, Any]:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Several processes (web, workers, beat) share the file: wait for locks instead of failing.
         config["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        # A file, not Django's in-memory default: the tests' worker processes share the test database.
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test_{service}.sqlite3")}
     else:
         # Each test run creates and drops databases of its own, so two runs never collide.
         config["TEST"] = {"NAME": f"test_{config['NAME']}_{os.environ.get('TICKETING_TEST_RUN', os.getpid())}"}

@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from ticketing.api import IdConverter
+from ticketing.api import IdConverter, not_found
 
 register_converter(IdConverter, "id")
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(r"^api/", not_found),  # what no API pattern above matched: a JSON 404, not the shop's page
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("ticketing.shop.urls")),
 ]

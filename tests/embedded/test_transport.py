@@ -136,7 +136,7 @@ def test_an_unreadable_file_is_set_aside_and_the_consumer_carries_on(
     producer = connect(embedded_broker.Transport)
     publish(producer, queue, {"n": 1})  # declares the queue (and creates the folders)
     (tmp_path / "queue" / f"0_empty.{queue.name}.msg").write_bytes(b"")
-    (tmp_path / "queue" / f"1_list.{queue.name}.msg").write_bytes(b"[1, 2]")
+    (tmp_path / "queue" / f"00_list.{queue.name}.msg").write_bytes(b"[1, 2]")  # both sort before the message
     received: list[Any] = []
     consumer = connect(embedded_broker.Transport)
     # when a consumer drains the queue
@@ -148,8 +148,8 @@ def test_an_unreadable_file_is_set_aside_and_the_consumer_carries_on(
     # then it received the real message, and the two bad files wait in unreadable/ with an ERROR each
     assert received == [{"n": 1}]
     assert sorted(p.name for p in (tmp_path / "unreadable").iterdir()) == [
+        f"00_list.{queue.name}.msg",
         f"0_empty.{queue.name}.msg",
-        f"1_list.{queue.name}.msg",
     ]
     assert len([r for r in caplog.records if "not a readable message" in r.getMessage()]) == 2
 

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from django.contrib.auth.password_validation import MinimumLengthValidator, get_default_password_validators
+from django.contrib.auth.password_validation import (
+    MinimumLengthValidator,
+    NumericPasswordValidator,
+    get_default_password_validators,
+)
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from ticketing.api import StrictCharField
+
+PASSWORD_MAX_LENGTH = 128
 
 
 def password_min_length() -> int:
@@ -13,14 +19,22 @@ def password_min_length() -> int:
     return max(lengths, default=1)
 
 
+def password_pattern() -> str:
+    """The configured validators' rules that a pattern can state: the lengths, and not only digits."""
+    not_only_digits = any(isinstance(v, NumericPasswordValidator) for v in get_default_password_validators())
+    lookahead = r"(?=[^\x00]*[^\x00\d])" if not_only_digits else ""
+    return rf"^{lookahead}[^\x00]{{{password_min_length()},{PASSWORD_MAX_LENGTH}}}$"
+
+
 class SignupSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150, validators=[UnicodeUsernameValidator()])
     password = StrictCharField(
-        max_length=128,
+        max_length=PASSWORD_MAX_LENGTH,
         write_only=True,
         trim_whitespace=False,
         schema_min_length=password_min_length(),
-        help_text="Not too common, not all digits, not like the username.",
+        schema_pattern=password_pattern(),
+        help_text="Not too common, not only digits, not like the username.",
     )
 
 
