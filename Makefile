@@ -18,8 +18,14 @@ TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/0} CACHE_KEY_PREFIX=ticketing_test_$(TEST_RUN) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
+# tests/embedded runs on what `make run` uses with no configuration: SQLite files and the embedded
+# broker under a folder of its own, no database URL, broker URL or Redis.
+EMBEDDED_TEST_ENV := env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
+	-u CELERY_BROKER_URL -u REDIS_URL TICKETING_TEST_RUN=$(TEST_RUN) \
+	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
+	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)-embedded
 
-.PHONY: install migrate demo run test lint check-types check-imports pytest chaos bench messages clean
+.PHONY: install migrate demo run test lint check-types check-imports pytest pytest-embedded chaos bench messages clean
 
 # Only `make run` (with the steps it runs) and the checks may use the development defaults (DEBUG on,
 # a public SECRET_KEY); set DEBUG=0 and a SECRET_KEY to run the real thing through the same command.
@@ -57,7 +63,11 @@ check-imports: install
 pytest: install
 	@$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
 
-test: lint check-types check-imports pytest
+pytest-embedded: install
+	@$(EMBEDDED_TEST_ENV) $(BIN)/pytest tests/embedded $(EMBEDDED_PYTEST_ARGS); status=$$?; \
+		rm -rf var/test-$(TEST_RUN)-embedded; exit $$status
+
+test: lint check-types check-imports pytest pytest-embedded
 
 # The long chaos run (minutes; stops RabbitMQ for 30 s): figures in var/chaos-results.json.
 chaos: install
