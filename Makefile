@@ -21,7 +21,7 @@ TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 # tests/embedded runs on what `make run` uses with no configuration: SQLite files and the embedded
 # broker under a folder of its own, no database URL, broker URL or Redis.
 EMBEDDED_TEST_ENV := env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
-	-u CELERY_BROKER_URL -u REDIS_URL TICKETING_TEST_RUN=$(TEST_RUN) \
+	-u CELERY_BROKER_URL -u REDIS_URL TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)-embedded
 
