@@ -27,10 +27,10 @@ def test_generated_requests_get_documented_answers_and_no_process_dies(
     make_seats(count=20, price=10_000)
 
     # when schemathesis sends what the schema allows (and what it does not) from 8 workers, 10 examples
-    # per operation and then sequences of calls (its coverage phase takes minutes on the patterns)
+    # per operation (its coverage and stateful phases take minutes; `make run` gets them by hand)
     token = access_token(user)
-    argv = [str(SCHEMATHESIS), "run", f"{healthy.url}/api/schema/", "--workers", "8", "--max-time", "45"]
-    argv += ["--phases", "fuzzing,stateful", "--max-examples", "10"]
+    argv = [str(SCHEMATHESIS), "run", f"{healthy.url}/api/schema/", "--workers", "8", "--max-time", "120"]
+    argv += ["--phases", "fuzzing", "--max-examples", "10"]
     argv += ["-H", f"Authorization: Bearer {token}", "--seed", "1", "--no-color"]
     # A schema-valid request may still be refused: a reused Idempotency-Key (422), a common password.
     argv += ["--exclude-checks", "positive_data_acceptance"]
@@ -38,7 +38,7 @@ def test_generated_requests_get_documented_answers_and_no_process_dies(
         argv,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
         cwd=tmp_path,
         check=False,
     )
