@@ -179,9 +179,15 @@ class Workers:
         process.wait(timeout=10)
 
     def stop(self, name: str) -> None:
+        """A warm shutdown; a worker that is still finishing after 30 s (a loaded machine) is killed."""
         process = self.processes.pop(name)
         process.terminate()
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["pkill", "-9", "-P", str(process.pid)], check=False)
+            process.kill()
+            process.wait(timeout=10)
 
     @contextmanager
     def paused(self, *names: str) -> Iterator[None]:
