@@ -101,16 +101,7 @@ def machine_info() -> dict[str, Any]:
         model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    try:
-        rabbit = rabbitmqctl("version").strip()
-    except (RuntimeError, OSError):
-        rabbit = "unknown"
-    versions: dict[str, str | None] = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
+    installed = {dist.metadata["Name"].lower(): dist.version for dist in metadata.distributions()}
     return {
         "nproc": os.cpu_count(),
         "cpu_model": model,
@@ -118,8 +109,8 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "postgresql": World.sql("postgres", "SHOW server_version")[0][0],
-        "rabbitmq": rabbit,
-        **versions,
+        "rabbitmq": rabbitmqctl("version").strip(),
+        **{pkg: installed.get(pkg.lower()) for pkg in PACKAGES},
         "loadavg_at_start": os.getloadavg(),
     }
 
@@ -171,12 +162,14 @@ class World:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.run}_"))
         self.created: list[str] = []
         self.vhost_created = False
-        env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CACHE_KEY_PREFIX", "TICKETING_TEST_RUN"}}
-        env |= {
+        self.env = {
+            k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CACHE_KEY_PREFIX", "TICKETING_TEST_RUN"}
+        }
+        self.env |= {
             f"{service.upper()}_DATABASE_URL": f"{PG_URL}/{name}"
             for service, name in zip(SERVICES, self.dbs.values(), strict=True)
         }
-        env |= {
+        self.env |= {
             "CELERY_BROKER_URL": self.broker_url,
             "DEBUG": "0",
             "SECRET_KEY": f"bench-only-{secrets.token_urlsafe(32)}",
@@ -187,12 +180,11 @@ class World:
             "PYTHONUNBUFFERED": "1",
             **extra_env,
         }
-        self.env = env
 
     @staticmethod
-    def sql(dbname: str, statement: str, params: Sequence[Any] = (), *, autocommit: bool = True) -> list[Any]:
+    def sql(dbname: str, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         conn = psycopg2.connect(**PG, dbname=dbname)
-        conn.autocommit = autocommit
+        conn.autocommit = True
         try:
             with conn.cursor() as cur:
                 cur.execute(statement, params)

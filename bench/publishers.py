@@ -1,8 +1,5 @@
-"""The other ways to publish that ``bench.saga`` runs the same saga through (``OUTBOX_PUBLISH_BACKEND``).
-
-Each takes the event ``publish()`` built (an unsaved outbox row) and the caller's database alias,
-inside the caller's transaction, as ``ticketing.outbox.publish.store_in_outbox`` does.
-"""
+"""The other ways to publish the harness runs the same saga through (``OUTBOX_PUBLISH_BACKEND``): each takes
+the unsaved outbox row ``publish()`` built and the caller's alias, inside the caller's transaction."""
 
 from __future__ import annotations
 
@@ -13,11 +10,8 @@ from ticketing.outbox.models import OutboxMessage
 
 
 def delay_after_commit(message: OutboxMessage, using: str) -> None:
-    """The fast, unsafe baseline: no outbox; ``.delay()`` the consumer task once the commit is done.
-
-    An event is lost when the process dies between the commit and the send, or the broker is away.
-    (``send_task`` by name is what ``.delay()`` does for a task registered in another service.)
-    """
+    """The unsafe baseline: ``.delay()`` (``send_task`` by name) the consumer task once the commit is done.
+    An event is lost when the process dies between the commit and the send, or the broker is away."""
     from celery import current_app
 
     envelope = message.envelope()
@@ -30,11 +24,7 @@ def delay_after_commit(message: OutboxMessage, using: str) -> None:
 
 
 def django_celery_outbox(message: OutboxMessage, using: str) -> None:
-    """django-celery-outbox: its ``send_task`` writes a row to its own table in the caller's transaction.
-
-    The package keeps its table in one database; ``bench.saga_settings`` routes it to the database of
-    the transaction at hand, and runs one of its relays per service database.
-    """
+    """django-celery-outbox: its ``send_task`` writes a row to its own table in the caller's transaction."""
     from bench.saga_settings import dco_app, outbox_database
 
     with outbox_database(using):

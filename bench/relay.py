@@ -1,23 +1,13 @@
-"""``--mode relay``: the relay alone, from a table of pending rows to confirmed publishes.
+"""``--mode relay``: the relay alone, from ``--rows`` pending rows to confirmed publishes, nothing consuming.
 
-For each configuration, ``--rows`` pending rows (one saga each) are written to the payments database's
-outbox and drained, timed, with nothing consuming the queue; afterwards every row must be SENT and the
-queue must hold exactly one message per row. Configurations:
-
-- ``ours B=<n>``: ``relay_pending(using="payments", batch_size=n)``, in this process;
-- ``send_task+confirm B=100``: the same claim, but one Celery ``send_task`` per message on a confirming
-  connection instead of one confirmed batch (one broker round trip per message);
-- ``dco``: django-celery-outbox's ``Relay`` (its management command's defaults, with the project's
-  ``confirm_publish``), in a subprocess whose ``default`` database is the payments database, after
-  writing the rows through its ``OutboxCelery.send_task`` inside transactions.
-
-CPU is sampled per process group as in the saga modes: the relay (this process, or the subprocess),
-the benchmark's PostgreSQL backends and RabbitMQ.
+Configurations: ours at batch sizes 1 to 500; the same claim with one confirmed ``send_task`` per message;
+django-celery-outbox's ``Relay`` in a subprocess. Every row must end SENT, one message per row queued.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+
+import psycopg2
 
 from bench.common import (
     PYTHON,
@@ -61,13 +53,17 @@ def envelope(i: int, tag: str) -> dict[str, Any]:
 
 
 def queue_depth(broker_url: str, *, purge: bool = False) -> int:
+    """Messages in the queue (0 if it was never declared), after emptying it if ``purge``."""
+    from amqp.exceptions import NotFound
     from kombu import Connection
 
     with Connection(broker_url) as conn:
-        channel = conn.default_channel
-        if purge:
-            channel.queue_purge(QUEUE)
-        return int(channel.queue_declare(queue=QUEUE, passive=True)[1])
+        try:
+            if purge:
+                conn.default_channel.queue_purge(QUEUE)
+            return int(conn.default_channel.queue_declare(queue=QUEUE, passive=True)[1])
+        except NotFound:
+            return 0
 
 
 def settled_depth(broker_url: str, expected: int) -> int:
@@ -193,12 +189,19 @@ def drain_ours(world: World, config: str, rows: int) -> dict[str, Any]:
 
 
 def drain_dco(world: World, rows: int) -> dict[str, Any]:
-    out = world.tmp / "dco-result.json"
+    """The subprocess, its output (the package logs a line per batch) to a file, a progress line here."""
+    out, progress = world.tmp / "dco-result.json", Progress("dco")
     argv = [PYTHON, "-m", "bench", "--internal-dco", str(out), "--rows", str(rows)]
     env = {**world.env, "BENCH_DCO_DATABASE": ALIAS, "BENCH_RUN": world.run}
-    done = subprocess.run(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
-    if done.returncode != 0:
-        return {"verified": False, "error": done.stderr[-2000:], "rows_per_s": None}
+    with open(world.tmp / "dco.log", "a") as logfile:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            with contextlib.suppress(psycopg2.Error):  # its table is created by then, or not yet
+                progress.show(f"rows in its table: {world.query(ALIAS, 'SELECT count(*) FROM celery_outbox')[0][0]}")
+            time.sleep(0.5)
+    progress.done()
+    if proc.returncode != 0:
+        return {"verified": False, "error": (world.tmp / "dco.log").read_text()[-2000:], "rows_per_s": None}
     result: dict[str, Any] = json.loads(out.read_text())
     return result
 

@@ -1,18 +1,8 @@
 """The benchmark harness: the booking saga end to end, through the HTTP API, on the real processes.
 
-    .venv/bin/python -m bench --mode closed --concurrency 16 --duration 15       # saturation
-    .venv/bin/python -m bench --mode open --rate 35 --duration 15 --repeat 3     # latency at a fixed rate
-    .venv/bin/python -m bench --mode burst                                      # 2,000 bookings within 2 s
-    .venv/bin/python -m bench --configs ours,delay,dco --repeat 3 --chart docs/saga-closed.png
-    .venv/bin/python -m bench --mode relay                                      # the relay alone
-
-Each measurement builds on one world (fresh databases and vhost, users with funded wallets, a
-performance of fresh seats per measurement), starts the web server, a Celery worker per queue, beat and
-the configuration's relays as the Procfile does, books one seat per request through
-``POST /api/reservations/`` and watches the concerts database until every saga is CONFIRMED or
-SYSTEM_CANCELED; then ``manage.py audit_sagas --idle`` must pass. ``--configs`` runs the same saga
-through other ways of publishing (``CONFIGS``), each repeat through every configuration in turn, so that
-their ratios come from one run. See bench/README.md.
+Fresh databases and vhost, users with funded wallets, fresh seats per measurement; the web server, a
+Celery worker per queue, beat and the configuration's relays as in the Procfile; one seat per booking;
+a poller of the concerts database until every saga settled; then the audit. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -350,15 +340,15 @@ class Load:
             tasks.append(asyncio.create_task(self.book(session, booking)))
         await asyncio.gather(*tasks)
 
-    def start(self, args: argparse.Namespace, mode: str, duration: float) -> threading.Thread:
+    def start(self, args: argparse.Namespace) -> threading.Thread:
         async def drive() -> None:
             connector = aiohttp.TCPConnector(limit=0)  # a connection per booking in flight, as many clients
             timeout = aiohttp.ClientTimeout(total=args.request_timeout)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-                if mode == "closed":
-                    await self.closed(session, args.concurrency, duration)
+                if args.mode == "closed":
+                    await self.closed(session, args.concurrency, args.duration)
                 else:
-                    await self.open(session, args.rate, duration)
+                    await self.open(session, args.rate, args.duration)
 
         thread = threading.Thread(target=asyncio.run, args=(drive(),), daemon=True, name="load")
         thread.start()
@@ -379,17 +369,7 @@ def progress_line(t0: float, load: Load, poller: Poller, phase: str) -> str:
 # --- One measurement --------------------------------------------------------------------------------------------
 
 
-def measure(
-    args: argparse.Namespace,
-    world: World,
-    system: System,
-    data: dict[str, Any],
-    *,
-    label: str,
-    mode: str,
-    duration: float,
-    sampler: CpuSampler | None,
-) -> dict[str, Any]:
+def measure(args: Any, world: World, system: System, data: dict[str, Any], label: str, sampler: Any) -> dict[str, Any]:
     poller = Poller(world, args.poll_interval)
     poller.start()
     load = Load(system.port, data["users"], data["seats"], poller)
@@ -398,7 +378,7 @@ def measure(
     mark = sampler.mark() if sampler else None
     t0 = time.monotonic()
     try:
-        thread = load.start(args, mode, duration)
+        thread = load.start(args)
         while thread.is_alive():
             progress.show(progress_line(t0, load, poller, "booking"))
             system.check_alive()
@@ -425,7 +405,7 @@ def measure(
         load.stopping.set()
         poller.stopping.set()
         poller.join(timeout=5)
-    result = summarize(load, poller, mode=mode, world=world)
+    result = summarize(load, poller, world)
     result |= {"outbox_and_inbox_rows": outbox, "cpu": cpu}
     n = max(result["settled"], 1)
     result["postgres_per_saga"] = {
@@ -435,7 +415,7 @@ def measure(
     return result
 
 
-def summarize(load: Load, poller: Poller, *, mode: str, world: World) -> dict[str, Any]:
+def summarize(load: Load, poller: Poller, world: World) -> dict[str, Any]:
     bookings = [b for b in load.bookings if b.t_done]
     accepted = [b for b in bookings if b.code == 202]
     settled = [b for b in accepted if b.status and b.created_at and b.updated_at]
@@ -518,24 +498,13 @@ def run_config(args: argparse.Namespace, world: World, name: str, rep: int) -> d
         sampler = CpuSampler({proc.pid: n for n, proc in system.procs.items()}, f"{world.run}_")
         sampler.start()
         if args.warmup:
-            warm_args = argparse.Namespace(**{**vars(args), "concurrency": 4})
-            warmup = measure(
-                warm_args, world, system, warm, label=f"{name} warm-up", mode="closed", duration=60, sampler=None
-            )
+            warm_args = argparse.Namespace(**{**vars(args), "concurrency": 4, "mode": "closed", "duration": 60})
+            warmup = measure(warm_args, world, system, warm, f"{name} warm-up", None)
             if warmup["unsettled"] or warmup["accepted_202"] != args.warmup:
                 raise RuntimeError(f"the warm-up did not go through: {json.dumps(warmup, default=str)[:2000]}")
         log(f"{label}: {len(data['seats'])} fresh seats")
         rss_at_start = sampler.rss_mb()
-        result = measure(
-            args,
-            world,
-            system,
-            data,
-            label=label,
-            mode="open" if args.mode == "burst" else args.mode,
-            duration=args.duration,
-            sampler=sampler,
-        )
+        result = measure(args, world, system, data, label, sampler)
         result |= {"rss_mb_at_start": rss_at_start, "rss_mb_max": sampler.rss_mb()}
     finally:
         if sampler:
@@ -617,27 +586,17 @@ def print_rep(label: str, r: dict[str, Any]) -> None:
     print(f"--- {label}: {'FAILED: ' + '; '.join(r['failures']) if r['failures'] else 'passed'}")
     print(f"  sent {r['sent']} over {r['offer_window_s']} s, 202 {r['accepted_202']}, other {r['non_202'] or 0}")
     print(
-        f"  settled {r['settled']} (CONFIRMED {r['confirmed']}, SYSTEM_CANCELED {r['system_canceled']}), "
-        f"unsettled {r['unsettled']}"
-    )
-    print(
-        f"  accepted {r['accepted_per_s']}/s; settled {r['settled_per_s']}/s over {r['settle_window_s']} s "
-        "(first send -> last settle)"
+        f"  settled {r['settled']} ({r['confirmed']} CONFIRMED), {r['settled_per_s']}/s over {r['settle_window_s']} s"
     )
     print(f"  request latency       {p(r['request_latency_ms'])}")
     print(f"  booking->terminal db  {p(r['terminal_latency_ms_db'])}   (updated_at - created_at)")
     for stage, d in r["hops_ms"].items():
         print(f"    {stage:<48} {p(d)}")
-    if cpu := r["cpu"]:
-        print(
-            f"  CPU over {cpu['window_s']} s: machine busy {cpu['machine_busy_s']} s, "
-            f"in no process {cpu['unattributed_s']} s"
-        )
-        for group, seconds in cpu["groups_s"].items():
-            print(f"    {group:<22} {seconds:8.2f} s   {cpu['ms_per_unit'][group]:7.3f} ms/saga")
-        print(f"    the system (all but the harness and bystanders): {cpu['system_ms_per_unit']:.3f} ms/saga")
+    for group, ms in (r["cpu"] or {}).get("ms_per_unit", {}).items():
+        print(f"  CPU {group:<22} {ms:7.3f} ms/saga")
+    print(f"  CPU of the system (all but harness, bystanders): {(r['cpu'] or {}).get('system_ms_per_unit')} ms/saga")
     for alias, stats in r["postgres_per_saga"].items():
-        print(f"    postgres {alias:<9} per saga: {stats}")
+        print(f"  postgres {alias:<9} per saga: {stats}")
     print(f"  largest resident set per process (MiB): {r['rss_mb_max']} (at the start: {r['rss_mb_at_start']})")
     print(f"  audit: {'passed' if r['audit']['passed'] else 'FAILED: ' + r['audit']['output'][-500:]}")
 
@@ -653,9 +612,9 @@ def print_comparison(by_config: dict[str, Any]) -> None:
 
 def draw_chart(result: dict[str, Any], path: Path) -> None:
     by_config, config, machine = result["by_config"], result["config"], result["machine"]
-    loop = {"open": f"open loop at {config['rate']:g}/s", "closed": "closed loop, saturation", "burst": "burst"}[
-        config["mode"]
-    ]
+    loop = {"closed": "closed loop, saturation", "burst": "burst"}.get(
+        config["mode"], f"open loop at {config['rate']:g}/s"
+    )
     series = {e["title"]: e["summary"] for e in by_config.values()}
     panels = [
         (f"sagas settled per second ({loop})", {t: {"settled/s": s.get("settled_per_s")} for t, s in series.items()}),
@@ -690,7 +649,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma-separated, from: {'; '.join(f'{n} = {c.title}' for n, c in CONFIGS.items())}",
     )
     parser.add_argument("--chart", type=Path, help="draw the configurations side by side into this PNG")
-    parser.add_argument("--chart-from", type=Path, help="only draw --chart from this earlier result file")
     parser.add_argument("--users", type=int, default=0, help=f"users (default: enough for {SEATS_PER_USER} seats each)")
     parser.add_argument("--fail-ratio", type=float, default=0.0, help="share of users left unfunded (payment-fail)")
     parser.add_argument("--seats", type=int, default=0, help="seats per measurement (default: enough)")
@@ -730,9 +688,6 @@ def main(argv: list[str] | None = None) -> int:
         from bench import relay
 
         return relay.main(args, argv)
-    if args.chart_from:
-        draw_chart(json.loads(args.chart_from.read_text()), args.chart or Path("bench.png"))
-        return 0
     settings_module = "bench.saga_settings" if "dco" in args.configs else "ticketing.settings"
     world = World(settings_module=settings_module, extra_env=dict(item.split("=", 1) for item in args.env))
     result = new_result(args.mode, argv, {k: v for k, v in vars(args).items() if not k.startswith("internal")})

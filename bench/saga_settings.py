@@ -1,11 +1,9 @@
-"""Settings of ``bench.saga`` when it compares django-celery-outbox: the project's own, plus that package.
+"""Settings of the harness when it runs django-celery-outbox: the project's own, plus that package, configured
+as its README says (``CELERY_OUTBOX_APP`` naming an ``OutboxCelery`` app built from the Django settings).
 
-The package is configured the way its README says (``django_celery_outbox`` installed,
-``CELERY_OUTBOX_APP`` naming an ``OutboxCelery`` app built from the Django settings), with one thing
-added: it keeps its table in one database, while our services each write to their own. A router sends
-its table to the database of the transaction at hand (``outbox_database``). Its relay runs its
-transactions on the ``default`` database, so ``bench.saga`` runs one ``celery_outbox_relay`` per service
-database, each with ``BENCH_DCO_DATABASE`` naming the database that is ``default`` for it.
+The package keeps its table in one database, our services each in their own: a router sends its table to
+the database of the transaction at hand (``outbox_database``), and one ``celery_outbox_relay`` runs per
+service database, ``BENCH_DCO_DATABASE`` naming the database that is ``default`` for it.
 """
 
 from __future__ import annotations
