@@ -78,11 +78,12 @@ chaos: install
 # .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone.
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
-	$(BIN)/python -m bench.saga --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
+	$(BIN)/python -m bench --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
 		--chart docs/saga-closed.png
-	$(BIN)/python -m bench.saga --configs ours,delay,dco --mode open --rate 55 --duration 15 --repeat 3 \
+	$(BIN)/python -m bench --configs ours,delay,dco --mode open --rate 35 --duration 15 --repeat 3 \
 		--chart docs/saga-open.png
-	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench --configs ours,delay,dco --mode burst --chart docs/saga-burst.png
+	$(BIN)/python -m bench --mode relay --chart docs/relay-throughput.png
 
 # The shop's Korean text: the compiled .mo is committed; run this after editing the .po (needs gettext).
 messages: install

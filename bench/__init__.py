@@ -1,1 +1,1 @@
-"""Load and throughput harnesses (measured by a harness, never by a timed test). Run ``python -m bench.saga --help``."""
+"""The benchmark harness (performance is measured by a harness, never by a timed test): ``python -m bench --help``."""
