@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -9,6 +10,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -148,6 +150,43 @@ def write_result(result: dict[str, Any], out: Path | None) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def interruptible(result: dict[str, Any], world: World, keep: bool) -> Iterator[None]:
+    """Ctrl-C or SIGTERM ends the run as INTERRUPTED, an error as FAILED; either way everything is cleaned up."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    try:
+        yield
+    except KeyboardInterrupt:
+        result["status"] = "INTERRUPTED"
+        log("interrupted")
+    except Exception as exc:
+        result["error"] = repr(exc)
+        log(f"error: {exc}")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        logs = world.tmp / "logs"
+        if logs.exists():  # the processes' logs (WARNING and up, so small) are kept beside the result
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(
+                logs, RESULTS / f"{result['started'][:19].replace(':', '')}-{result['kind']}-logs", dirs_exist_ok=True
+            )
+        if keep:
+            log(f"kept databases {', '.join(world.dbs.values())}, vhost {world.vhost}, files in {world.tmp}")
+        else:
+            try:
+                world.destroy()
+                log("dropped the databases and the vhost")
+            except Exception as exc:
+                log(f"cleanup failed: {exc!r}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 # --- The world: databases, vhost, environment -------------------------------------------------------------------
 
 
@@ -250,8 +289,8 @@ class World:
 
     def audit(self) -> dict[str, Any]:
         """``manage.py audit_sagas --idle``; retried briefly only while the outbox is all that fails."""
+        argv = [PYTHON, "manage.py", "audit_sagas", "--idle"]
         for attempt in range(4):
-            argv = [PYTHON, "manage.py", "audit_sagas", "--idle"]
             done = subprocess.run(
                 argv, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300, check=False
             )
@@ -272,11 +311,8 @@ def machine_ticks() -> list[int]:
 
 
 class CpuSampler(threading.Thread):
-    """Samples utime+stime of every process by group (the roots' process trees, our PostgreSQL backends,
-    RabbitMQ, the rest), 4 times a second. A process is keyed by (pid, start time) and keeps its last
-    sample after it exits, so backends and pool children that come and go are counted (all but their
-    last <=250 ms).
-    """
+    """utime+stime of every process by group (the roots' trees, our databases' backends, RabbitMQ, the rest),
+    4 times a second, keyed by (pid, start time): processes that come and go count (but their last 250 ms)."""
 
     def __init__(self, roots: dict[int, str], marker: str) -> None:
         super().__init__(daemon=True, name="cpu-sampler")
@@ -353,9 +389,11 @@ class CpuSampler(threading.Thread):
         busy = sum(deltas) - deltas[3] - deltas[4]  # all but idle and iowait
         seconds = {group: round(ticks / CLK_TCK, 2) for group, ticks in sorted(groups.items())}
         system = sum(s for group, s in seconds.items() if group not in NOT_THE_SYSTEM)
-        n = max(per, 1)
+        n, window = max(per, 1), time.monotonic() - t0
         return {
-            "window_s": round(time.monotonic() - t0, 2),
+            "window_s": round(window, 2),
+            # Cores' worth of CPU that other processes (a test suite, say) took meanwhile: the noise.
+            "other_processes_cores": round(seconds.get("other processes", 0) / window, 2),
             "groups_s": seconds,
             "machine_busy_s": round(busy, 2),
             "unattributed_s": round(busy - sum(seconds.values()), 2),  # interrupts, processes gone between samples

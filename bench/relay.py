@@ -27,6 +27,7 @@ from bench.common import (
     Progress,
     World,
     bar_chart,
+    interruptible,
     log,
     new_result,
     spread,
@@ -273,7 +274,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     world = World(settings_module="bench.saga_settings", extra_env=dict(item.split("=", 1) for item in args.env))
     result = new_result("relay", argv, {"rows": args.rows, "repeat": args.repeat, "configs": CONFIGS})
     result["reps"] = []
-    try:
+    with interruptible(result, world, args.keep):
         log(f"{world.run}: creating databases and vhost, migrating")
         world.create()
         django_setup(world)
@@ -287,14 +288,6 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
                     f"{cpu.get('system_ms_per_unit')} ms CPU/row, verified {r['verified']}"
                 )
         result["status"] = "PASSED" if all(r["verified"] for r in result["reps"]) else "FAILED"
-    except KeyboardInterrupt:
-        result["status"] = "INTERRUPTED"
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            world.destroy()
     result["by_config"] = {
         c: {
             "rows_per_s": spread([r["rows_per_s"] for r in reps]),

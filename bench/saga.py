@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,12 +32,12 @@ from bench.common import (
     BIN,
     PG,
     PYTHON,
-    RESULTS,
     ROOT,
     CpuSampler,
     Progress,
     World,
     bar_chart,
+    interruptible,
     log,
     new_result,
     percentiles,
@@ -555,10 +554,7 @@ SUMMARY_KEYS = {
     "settle_window_s": lambda r: r["settle_window_s"],
     "system_cpu_ms_per_saga": lambda r: (r["cpu"] or {}).get("system_ms_per_unit"),
     "largest_rss_mib": lambda r: max(r["rss_mb_max"].values(), default=None),
-    # Cores' worth of CPU that other processes (a test suite, say) took during the window: the noise.
-    "other_processes_cores": lambda r: round(r["cpu"]["groups_s"].get("other processes", 0) / r["cpu"]["window_s"], 2)
-    if r["cpu"]
-    else None,
+    "other_processes_cores": lambda r: (r["cpu"] or {}).get("other_processes_cores"),
 }
 
 
@@ -708,43 +704,6 @@ def main(argv: list[str] | None = None) -> int:
     out = write_result(result, args.out)
     print(f"{result['status']}: wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if result["status"] == "PASSED" else 1
-
-
-@contextlib.contextmanager
-def interruptible(result: dict[str, Any], world: World, keep: bool) -> Any:
-    """Ctrl-C or SIGTERM ends the run as INTERRUPTED, an error as FAILED; either way everything is cleaned up."""
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
-    try:
-        yield
-    except KeyboardInterrupt:
-        result["status"] = "INTERRUPTED"
-        log("interrupted")
-    except Exception as exc:
-        result["error"] = repr(exc)
-        log(f"error: {exc}")
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        logs = world.tmp / "logs"
-        if logs.exists():  # the processes' logs (WARNING and up, so small) are kept beside the result
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(
-                logs, RESULTS / f"{result['started'][:19].replace(':', '')}-{result['kind']}-logs", dirs_exist_ok=True
-            )
-        if keep:
-            log(f"kept databases {', '.join(world.dbs.values())}, vhost {world.vhost}, files in {world.tmp}")
-        else:
-            try:
-                world.destroy()
-                log("dropped the databases and the vhost")
-            except Exception as exc:
-                log(f"cleanup failed: {exc!r}")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":
