@@ -274,11 +274,6 @@ class World:
         stats = {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
         return {alias: stats.get(name, {}) for alias, name in self.dbs.items()}
 
-    def analyze(self) -> None:
-        """Fresh tables have no statistics yet; a database that has run for a while has."""
-        for alias in self.dbs:
-            self.query(alias, "ANALYZE")
-
     def outbox(self) -> dict[str, dict[str, int]]:
         """Outbox rows by state, and inbox rows, per database."""
         return {

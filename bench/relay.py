@@ -41,16 +41,10 @@ CONFIGS = ["ours B=1", "ours B=10", "ours B=100", "ours B=500", "send_task+confi
 
 
 def envelope(i: int, tag: str) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event": EVENT,
-        "schema_version": 1,
-        "occurred_at": datetime.now().astimezone().isoformat(),
-        "aggregate_id": str(i),
-        "correlation_id": f"{tag}-{i}",
-        "causation_id": None,
-        "payload": {"reservation_id": i, "user_id": 100_000 + i, "amount": 1_000},
-    }
+    payload = {"reservation_id": i, "user_id": 100_000 + i, "amount": 1_000}
+    when = datetime.now().astimezone().isoformat()
+    ids = {"event_id": str(uuid.uuid4()), "aggregate_id": str(i), "correlation_id": f"{tag}-{i}", "causation_id": None}
+    return {"event": EVENT, "schema_version": 1, "occurred_at": when, **ids, "payload": payload}
 
 
 def queue_depth(broker_url: str, *, purge: bool = False) -> int:
