@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import math
 import os
@@ -49,8 +50,7 @@ from bench.common import (
 
 QUEUE_CONCURRENCY = {"accounts": 1, "concerts": 2, "payments": 2}  # as in the Procfile
 TERMINAL = ("CONFIRMED", "SYSTEM_CANCELED")
-SEAT_PRICE = 1_000
-TOP_UP = 100_000_000  # one top-up pays for 100,000 seats
+TOP_UP = 100_000_000  # one top-up pays for 10,000 seats
 SEATS_PER_USER = 4  # MAX_SEATS_PER_USER's default: the harness gives no user more seats of one performance
 BACKEND = "OUTBOX_PUBLISH_BACKEND"
 
@@ -109,45 +109,38 @@ def populate(world: World, *, users: int, fail_ratio: float, seats: int, label: 
 
 
 def internal_setup(args: argparse.Namespace) -> int:
-    """Users (once), a performance with ``--seats`` fresh seats, tokens that outlive the run."""
+    """Users of its own for each measurement (so none holds more than 4 seats of the big hall, where every
+    measurement books), ``--seats`` fresh seats added to it by ``load_demo --big-hall``, lasting tokens."""
     import django
 
     django.setup()
-    from django.db import transaction
-    from django.utils import timezone
+    from django.core.management import call_command
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from ticketing.accounts.models import User
-    from ticketing.concerts.models import Concert, Performance, Seat
-    from ticketing.payments.models import Wallet
+    from ticketing.concerts.models import Seat
+    from ticketing.concerts.services import BIG_HALL_VENUE
     from ticketing.payments.services import wallet_open, wallet_top_up
 
-    accounts = User.objects.using("default").filter(username__startswith="bench-").order_by("id")
-    existing = accounts.count()
-    if existing < args.users:
-        User.objects.using("default").bulk_create(
-            [User(username=f"bench-{i:05d}", password="!") for i in range(existing, args.users)]
-        )
-        for index, user in enumerate(accounts[existing:], start=existing):
-            # Spread the unfunded users evenly, so that failures are spread over the run.
-            if int((index + 1) * args.fail_ratio) > int(index * args.fail_ratio):
-                wallet_open(user_id=user.id)
-            else:
-                wallet_top_up(user_id=user.id, amount=TOP_UP)
-    funded = set(Wallet.objects.using("payments").filter(balance__gt=0).values_list("user_id", flat=True))
+    prefix = f"bench-{args.label}-"
+    User.objects.using("default").bulk_create(
+        [User(username=f"{prefix}{i:05d}", password="!") for i in range(args.users)]
+    )
     tokens = []
-    for user in accounts:
+    for index, user in enumerate(User.objects.using("default").filter(username__startswith=prefix).order_by("id")):
+        # Spread the unfunded users evenly, so that failures are spread over the run.
+        funded = int((index + 1) * args.fail_ratio) == int(index * args.fail_ratio)
+        if funded:
+            wallet_top_up(user_id=user.id, amount=TOP_UP)
+        else:
+            wallet_open(user_id=user.id)
         token = RefreshToken.for_user(user).access_token
         token.set_exp(lifetime=timedelta(minutes=args.token_minutes))  # a real client would refresh it
-        tokens.append([user.id, str(token), user.id in funded])
-    with transaction.atomic(using="concerts"):
-        concert, _ = Concert.objects.using("concerts").get_or_create(title="bench", defaults={"artist": "bench"})
-        starts_at = timezone.now() + timedelta(days=30)
-        hall = Performance.objects.using("concerts").create(
-            concert=concert, venue=f"bench {args.label}", starts_at=starts_at
-        )
-        seats = [Seat(performance=hall, label=f"{i:07d}", grade="B", price=SEAT_PRICE) for i in range(args.seats)]
-        ids = [seat.id for seat in Seat.objects.using("concerts").bulk_create(seats, batch_size=5000)]
+        tokens.append([user.id, str(token), funded])
+    hall = Seat.objects.using("concerts").filter(performance__venue=BIG_HALL_VENUE)
+    existing = hall.count()
+    call_command("load_demo", big_hall=existing + args.seats, stdout=io.StringIO())
+    ids = list(hall.order_by("label").values_list("id", flat=True)[existing:])
     Path(args.internal_setup).write_text(json.dumps({"users": tokens, "seats": ids}))
     return 0
 
@@ -482,9 +475,10 @@ def run_config(args: argparse.Namespace, world: World, name: str, rep: int) -> d
     """One measurement of one configuration, on processes started for it and stopped after it."""
     label = f"{name} {args.mode} {rep}/{args.repeat}"
     minutes = max(15, math.ceil((args.duration + args.settle_timeout) / 60) + 5)
-    setup = {"users": args.users, "fail_ratio": args.fail_ratio, "minutes": minutes}
-    warm = populate(world, seats=args.warmup, label=f"warm-{name}-{rep}", **setup)
-    data = populate(world, seats=args.seats, label=f"{name}-{rep}", **setup)
+    setup = {"fail_ratio": args.fail_ratio, "minutes": minutes}
+    warm_users = math.ceil(args.warmup / SEATS_PER_USER)
+    warm = populate(world, users=warm_users, seats=args.warmup, label=f"warm-{name}-{rep}", **setup)
+    data = populate(world, users=args.users, seats=args.seats, label=f"{name}-{rep}", **setup)
     for alias in world.dbs:  # fresh tables have no statistics yet; a database that has run for a while has
         world.query(alias, "ANALYZE")
     log_dir = world.tmp / "logs" / f"{name}-{args.mode}-{rep}"
@@ -646,7 +640,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma-separated, from: {'; '.join(f'{n} = {c.title}' for n, c in CONFIGS.items())}",
     )
     parser.add_argument("--chart", type=Path, help="draw the configurations side by side into this PNG")
-    parser.add_argument("--users", type=int, default=0, help=f"users (default: enough for {SEATS_PER_USER} seats each)")
+    parser.add_argument(
+        "--users", type=int, default=0, help=f"users per measurement (default: {SEATS_PER_USER} seats each)"
+    )
     parser.add_argument("--fail-ratio", type=float, default=0.0, help="share of users left unfunded (payment-fail)")
     parser.add_argument("--seats", type=int, default=0, help="seats per measurement (default: enough)")
     parser.add_argument("--warmup", type=int, default=40, help="sagas run (and not counted) before measuring")
@@ -672,7 +668,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.seats = args.seats or args.burst
     elif not args.seats:
         args.seats = int((args.rate * 1.1 if args.mode == "open" else 400) * args.duration) + 100
-    args.users = args.users or math.ceil(max(args.seats, args.warmup) / SEATS_PER_USER)
+    args.users = args.users or math.ceil(args.seats / SEATS_PER_USER)
     return args
 
 
