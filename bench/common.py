@@ -272,6 +272,10 @@ class World:
             [list(self.dbs.values())],
         )
         stats = {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
+        for alias, name in self.dbs.items():  # which table is read how: a scan shows as seq reads growing
+            tables = "SELECT relname, seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
+            for table, seq, fetched in self.query(alias, tables):
+                stats.setdefault(name, {}).update({f"{table} seq read": seq, f"{table} index fetch": fetched})
         return {alias: stats.get(name, {}) for alias, name in self.dbs.items()}
 
     def outbox(self) -> dict[str, dict[str, int]]:

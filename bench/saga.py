@@ -401,7 +401,7 @@ def measure(args: Any, world: World, system: System, data: dict[str, Any], label
     result |= {"outbox_and_inbox_rows": outbox, "cpu": cpu}
     n = max(result["settled"], 1)
     result["postgres_per_saga"] = {
-        alias: {k: round((pg_after[alias].get(k, 0) - v) / n, 2) for k, v in before.items()}
+        alias: {k: d for k, v in before.items() if (d := round((pg_after[alias].get(k, 0) - v) / n, 2))}
         for alias, before in pg_before.items()
     }
     return result
