@@ -667,7 +667,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.rate, args.duration = args.burst / args.burst_within, args.burst_within
         args.seats = args.seats or args.burst
     elif not args.seats:
-        args.seats = int((args.rate * 1.1 if args.mode == "open" else 400) * args.duration) + 100
+        args.seats = int((args.rate * 1.1 if args.mode == "open" else 200) * args.duration) + 100
     args.users = args.users or math.ceil(args.seats / SEATS_PER_USER)
     return args
 
