@@ -202,7 +202,9 @@ class World:
         self.created: list[str] = []
         self.vhost_created = False
         self.env = {
-            k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CACHE_KEY_PREFIX", "TICKETING_TEST_RUN"}
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"REDIS_URL", "CACHE_KEY_PREFIX", "TICKETING_TEST_RUN", "TICKETING_DEV"}
         }
         self.env |= {
             f"{service.upper()}_DATABASE_URL": f"{PG_URL}/{name}"
@@ -214,6 +216,7 @@ class World:
             "SECRET_KEY": f"bench-only-{secrets.token_urlsafe(32)}",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "WARNING",
+            "BOOKING_RATE_PER_USER": "1000000/min",  # a load test, not a person
             "TICKETING_VAR_DIR": str(self.tmp / "var"),
             "DJANGO_SETTINGS_MODULE": settings_module,
             "PYTHONUNBUFFERED": "1",

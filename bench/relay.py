@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,7 +119,7 @@ def pending_rows() -> int:
     return OutboxMessage.objects.using(ALIAS).filter(state="PENDING").count()
 
 
-def per_message_publish(messages: list[Any]) -> list[bool]:
+def per_message_publish(messages: Sequence[Any], *, deadline: float | None = None) -> list[str | None]:
     """The relay as it was: one ``send_task`` per message, each confirmed (``confirm_publish``) before the next."""
     from celery import current_app
 
@@ -128,7 +128,7 @@ def per_message_publish(messages: list[Any]) -> list[bool]:
             current_app.send_task(
                 f"{m.queue}.handle_event", args=[m.envelope], queue=m.queue, headers=m.headers, producer=producer
             )
-    return [True] * len(messages)
+    return [None] * len(messages)  # None: confirmed
 
 
 def drain_ours(world: World, config: str, rows: int) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def drain_ours(world: World, config: str, rows: int) -> dict[str, Any]:
     batch = int(config.rsplit("B=", 1)[1])
     original = relay.publish_batch
     if config.startswith("send_task"):
-        relay.publish_batch = per_message_publish  # type: ignore[assignment]
+        relay.publish_batch = per_message_publish
     try:
         result = timed_drain(
             config,
