@@ -80,7 +80,7 @@ bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python -m bench --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
 		--chart docs/saga-closed.png
-	$(BIN)/python -m bench --configs ours,delay,dco --mode open --rate 35 --duration 15 --repeat 3 \
+	$(BIN)/python -m bench --configs ours,delay,dco --mode open --rate 11 --duration 15 --repeat 3 \
 		--chart docs/saga-open.png
 	$(BIN)/python -m bench --configs ours,delay,dco --mode burst --chart docs/saga-burst.png
 	$(BIN)/python -m bench --mode relay --chart docs/relay-throughput.png
