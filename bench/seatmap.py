@@ -19,13 +19,15 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .common import PYTHON, ROOT, logger
+from .common import PYTHON, ROOT, World
+from .common import log as bench_log
 
-log = logger("seatmap")
+
+def log(message: str) -> None:
+    bench_log(f"seatmap: {message}")
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,11 +118,8 @@ def main() -> int:
     if args.internal:
         print(json.dumps(measure(args)))
         return 0
-    from .saga import World
-
-    run = uuid.uuid4().hex[:8]
-    world = World(run, extra_env={}, settings_module="ticketing.settings")
-    world.env.update({"REDIS_URL": "redis://127.0.0.1:6379/0", "CACHE_KEY_PREFIX": f"bench_{run}"})
+    world = World(settings_module="ticketing.settings", extra_env={})
+    world.env.update({"REDIS_URL": "redis://127.0.0.1:6379/0", "CACHE_KEY_PREFIX": world.run})
     try:
         log("creating and migrating the bench databases")
         world.create()
