@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ticketing.outbox.selectors import dead_aggregate_ids
 
-from .models import Concert, Performance, Reservation, ReservationStatus, Seat, SeatStatus
+from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
 
 DB = "concerts"
 
@@ -30,8 +30,18 @@ def performance_seats(*, performance_id: int) -> QuerySet[Seat] | None:
     return Seat.objects.using(DB).filter(performance_id=performance_id).order_by("id")
 
 
+def performance_get(*, performance_id: int) -> Performance | None:
+    return Performance.objects.using(DB).filter(pk=performance_id).first()
+
+
 def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
-    return Reservation.objects.using(DB).filter(user_id=user_id).order_by("-id")
+    lines = ReservationSeat.objects.using(DB).order_by("id")
+    return (
+        Reservation.objects.using(DB)
+        .filter(user_id=user_id)
+        .prefetch_related(Prefetch("lines", queryset=lines))
+        .order_by("-id")
+    )
 
 
 def reservation_get(*, user_id: int, reservation_id: int) -> Reservation | None:

@@ -1,0 +1,209 @@
+"""The waiting room of a queued performance, kept in Redis: who waits, in which order, who is admitted.
+
+Every operation is one Lua script, so that Redis runs it atomically: opening (the pre-queue shuffled
+once), joining, expiring admissions and handing freed places on happen in one step, and no number of
+concurrent requests can admit more than ``QUEUE_ACTIVE_USERS`` users at once. A poll is one round trip
+and no database query.
+
+Keys of one performance (all in one hash slot, under the cache's key prefix):
+- ``pre``: sorted set of users who joined before the sales opened (shuffled once at the opening),
+- ``line``: sorted set of waiting users, scored by their turn (``seq`` hands out turns),
+- ``admitted``: sorted set of admitted users, scored by the end of their admission (ms),
+- ``until``: hash of each admitted user's full admission end, restored when a cancelled booking is
+  retried within the grace,
+- ``meta``: hash with ``opens_at`` (ms; 0: open now).
+
+Redis down: every function raises ``WaitingRoomUnavailable``; bookings of queued performances are then
+refused (fail closed). Positions survive a Redis restart only with persistence on (AOF; see README).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+# Shared head of every script: the time, the opening (the pre-queue shuffled once), the expiry of
+# admissions and the handing on of free places, in join order.
+_ADVANCE = """
+local pre, line, admitted, until, seq, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cap, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function opened()
+  return now >= tonumber(redis.call('HGET', meta, 'opens_at') or '0')
+end
+local function open_and_admit()
+  if not opened() then return end
+  if redis.call('EXISTS', pre) == 1 then
+    -- The opening: everyone in the pre-queue gets a turn in an order nobody can predict or game
+    -- (a keyed hash of the member under a fresh random key), once; later joiners queue behind them.
+    local keyed = {}
+    for i, m in ipairs(redis.call('ZRANGE', pre, 0, -1)) do keyed[i] = {redis.sha1hex(ARGV[4] .. m), m} end
+    table.sort(keyed, function(a, b) return a[1] < b[1] end)
+    for _, pair in ipairs(keyed) do redis.call('ZADD', line, redis.call('INCR', seq), pair[2]) end
+    redis.call('DEL', pre)
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', admitted, '-inf', now)) do
+    redis.call('ZREM', admitted, m)
+    redis.call('HDEL', until, m)
+  end
+  local free = cap - redis.call('ZCARD', admitted)
+  if free > 0 then
+    local next = redis.call('ZPOPMIN', line, free)
+    for i = 1, #next, 2 do
+      redis.call('ZADD', admitted, now + ttl, next[i])
+      redis.call('HSET', until, next[i], now + ttl)
+    end
+  end
+end
+local function status(member)
+  local ends = redis.call('ZSCORE', admitted, member)
+  if ends then return {0, 1, tonumber(ends)} end
+  local rank = redis.call('ZRANK', line, member)
+  if rank then return {rank + 1, 0, 0} end
+  if redis.call('ZSCORE', pre, member) then return {-1, 0, tonumber(redis.call('HGET', meta, 'opens_at'))} end
+  return {-2, 0, 0}
+end
+"""
+
+# ARGV: member, cap, ttl ms, shuffle key, opens_at ms (0: open now)
+_JOIN = (
+    _ADVANCE
+    + """
+redis.call('HSET', meta, 'opens_at', ARGV[5])
+open_and_admit()
+local member = ARGV[1]
+if status(member)[1] == -2 then
+  if opened() then
+    redis.call('ZADD', line, redis.call('INCR', seq), member)
+  else
+    redis.call('ZADD', pre, now, member)
+  end
+end
+open_and_admit()
+return status(member)
+"""
+)
+
+# ARGV: member, cap, ttl ms, shuffle key
+_STATUS = (
+    _ADVANCE
+    + """
+open_and_admit()
+return status(ARGV[1])
+"""
+)
+
+# ARGV: member, cap, ttl ms, shuffle key, action (end | grace | resume), grace ms
+_SAGA = (
+    _ADVANCE
+    + """
+local member, action = ARGV[1], ARGV[5]
+open_and_admit()
+if redis.call('ZSCORE', admitted, member) then
+  if action == 'end' then
+    redis.call('ZREM', admitted, member)
+    redis.call('HDEL', until, member)
+  elseif action == 'grace' then
+    redis.call('ZADD', admitted, 'XX', 'LT', now + tonumber(ARGV[6]), member)
+  elseif action == 'resume' then
+    local full = redis.call('HGET', until, member)
+    if full then redis.call('ZADD', admitted, 'XX', full, member) end
+  end
+end
+open_and_admit()
+return status(member)
+"""
+)
+
+PRE_QUEUE, NOT_JOINED = -1, -2
+
+
+class WaitingRoomUnavailable(Exception):
+    """Redis did not answer: the waiting room fails closed."""
+
+    retry_after_seconds = 5
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """``position`` counts from 1 among those waiting; 0 when admitted; None in the pre-queue."""
+
+    position: int | None
+    admitted: bool
+    admitted_until: datetime | None
+    opens_at: datetime | None = None
+
+
+@cache
+def _client() -> redis.Redis:
+    if not settings.REDIS_URL:
+        raise WaitingRoomUnavailable("The waiting room needs Redis (REDIS_URL).")
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+@cache
+def _script(source: str) -> Any:
+    return _client().register_script(source)
+
+
+def _keys(performance_id: int) -> list[str]:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "ticketing"
+    tag = f"{prefix}:queue:{{{performance_id}}}"
+    return [f"{tag}:{name}" for name in ("pre", "line", "admitted", "until", "seq", "meta")]
+
+
+def _run(source: str, performance_id: int, user_id: int, *extra: Any) -> list[int]:
+    args = [user_id, settings.QUEUE_ACTIVE_USERS, settings.QUEUE_ADMISSION_SECONDS * 1000, secrets.token_hex(16)]
+    try:
+        return [int(v) for v in _script(source)(keys=_keys(performance_id), args=[*args, *extra])]
+    except redis.RedisError as exc:
+        raise WaitingRoomUnavailable(str(exc)) from exc
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _status(raw: list[int]) -> QueueStatus | None:
+    position, admitted, when = raw
+    if position == NOT_JOINED:
+        return None
+    if position == PRE_QUEUE:
+        return QueueStatus(position=None, admitted=False, admitted_until=None, opens_at=_moment(when))
+    return QueueStatus(position=position, admitted=bool(admitted), admitted_until=_moment(when) if admitted else None)
+
+
+def queue_join(*, performance_id: int, user_id: int, opens_at: datetime | None) -> QueueStatus:
+    """Join (or, if already in, keep one's place): before ``opens_at`` into the pre-queue."""
+    opens_ms = int(opens_at.timestamp() * 1000) if opens_at else 0
+    status = _status(_run(_JOIN, performance_id, user_id, opens_ms))
+    assert status is not None  # the script has just put the user in
+    return status
+
+
+def queue_status(*, performance_id: int, user_id: int) -> QueueStatus | None:
+    """The user's place now (None: not in the waiting room, or the admission ended)."""
+    return _status(_run(_STATUS, performance_id, user_id))
+
+
+def queue_admitted(*, performance_id: int, user_id: int) -> bool:
+    status = queue_status(performance_id=performance_id, user_id=user_id)
+    return status is not None and status.admitted
+
+
+def queue_saga_finished(*, performance_id: int, user_id: int, confirmed: bool) -> None:
+    """A booking ended: confirmed, the place goes to the next in line now; cancelled, after the grace."""
+    action = "end" if confirmed else "grace"
+    _run(_SAGA, performance_id, user_id, action, settings.QUEUE_RETRY_GRACE_SECONDS * 1000)
+
+
+def queue_booking_started(*, performance_id: int, user_id: int) -> None:
+    """A new booking within the grace after a cancelled one: the admission gets its full time back."""
+    _run(_SAGA, performance_id, user_id, "resume", 0)
