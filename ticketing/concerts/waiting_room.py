@@ -19,6 +19,7 @@ refused (fail closed). Positions survive a Redis restart only with persistence o
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,18 +29,21 @@ from typing import Any
 import redis
 from django.conf import settings
 
-# Shared head of every script: the time, the opening (the pre-queue shuffled once), the expiry of
-# admissions and the handing on of free places, in join order.
-_ADVANCE = """
-local pre, line, admitted, until, seq, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+# One script for every operation. ARGV: user, cap, admission ms, shuffle key, action, argument.
+# A join also records the performance's opening time, cap and admission length, so that every process
+# (web workers, the concerts consumer) applies the same ones.
+_SCRIPT = """
+local pre, line, admitted, full_until, seq, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local member, action = ARGV[1], ARGV[5]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cap, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
-local function opened()
-  return now >= tonumber(redis.call('HGET', meta, 'opens_at') or '0')
-end
+if action == 'join' then redis.call('HSET', meta, 'opens_at', ARGV[6], 'cap', ARGV[2], 'ttl', ARGV[3]) end
+local cap = tonumber(redis.call('HGET', meta, 'cap') or ARGV[2])
+local ttl = tonumber(redis.call('HGET', meta, 'ttl') or ARGV[3])
+local opens_at = tonumber(redis.call('HGET', meta, 'opens_at') or '0')
+
 local function open_and_admit()
-  if not opened() then return end
+  if now < opens_at then return end
   if redis.call('EXISTS', pre) == 1 then
     -- The opening: everyone in the pre-queue gets a turn in an order nobody can predict or game
     -- (a keyed hash of the member under a fresh random key), once; later joiners queue behind them.
@@ -51,78 +55,53 @@ local function open_and_admit()
   end
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', admitted, '-inf', now)) do
     redis.call('ZREM', admitted, m)
-    redis.call('HDEL', until, m)
+    redis.call('HDEL', full_until, m)
   end
   local free = cap - redis.call('ZCARD', admitted)
   if free > 0 then
     local next = redis.call('ZPOPMIN', line, free)
     for i = 1, #next, 2 do
       redis.call('ZADD', admitted, now + ttl, next[i])
-      redis.call('HSET', until, next[i], now + ttl)
+      redis.call('HSET', full_until, next[i], now + ttl)
     end
   end
 end
-local function status(member)
+
+local function status()
   local ends = redis.call('ZSCORE', admitted, member)
   if ends then return {0, 1, tonumber(ends)} end
   local rank = redis.call('ZRANK', line, member)
   if rank then return {rank + 1, 0, 0} end
-  if redis.call('ZSCORE', pre, member) then return {-1, 0, tonumber(redis.call('HGET', meta, 'opens_at'))} end
+  if redis.call('ZSCORE', pre, member) then return {-1, 0, opens_at} end
   return {-2, 0, 0}
 end
-"""
 
-# ARGV: member, cap, ttl ms, shuffle key, opens_at ms (0: open now)
-_JOIN = (
-    _ADVANCE
-    + """
-redis.call('HSET', meta, 'opens_at', ARGV[5])
 open_and_admit()
-local member = ARGV[1]
-if status(member)[1] == -2 then
-  if opened() then
-    redis.call('ZADD', line, redis.call('INCR', seq), member)
-  else
-    redis.call('ZADD', pre, now, member)
+if action == 'join' then
+  if status()[1] == -2 then
+    if now >= opens_at then
+      redis.call('ZADD', line, redis.call('INCR', seq), member)
+    else
+      redis.call('ZADD', pre, now, member)
+    end
   end
-end
-open_and_admit()
-return status(member)
-"""
-)
-
-# ARGV: member, cap, ttl ms, shuffle key
-_STATUS = (
-    _ADVANCE
-    + """
-open_and_admit()
-return status(ARGV[1])
-"""
-)
-
-# ARGV: member, cap, ttl ms, shuffle key, action (end | grace | resume), grace ms
-_SAGA = (
-    _ADVANCE
-    + """
-local member, action = ARGV[1], ARGV[5]
-open_and_admit()
-if redis.call('ZSCORE', admitted, member) then
+elseif redis.call('ZSCORE', admitted, member) then
   if action == 'end' then
     redis.call('ZREM', admitted, member)
-    redis.call('HDEL', until, member)
+    redis.call('HDEL', full_until, member)
   elseif action == 'grace' then
     redis.call('ZADD', admitted, 'XX', 'LT', now + tonumber(ARGV[6]), member)
   elseif action == 'resume' then
-    local full = redis.call('HGET', until, member)
+    local full = redis.call('HGET', full_until, member)
     if full then redis.call('ZADD', admitted, 'XX', full, member) end
   end
 end
 open_and_admit()
-return status(member)
+return status()
 """
-)
 
 PRE_QUEUE, NOT_JOINED = -1, -2
+logger = logging.getLogger(__name__)
 
 
 class WaitingRoomUnavailable(Exception):
@@ -149,8 +128,8 @@ def _client() -> redis.Redis:
 
 
 @cache
-def _script(source: str) -> Any:
-    return _client().register_script(source)
+def _script() -> Any:
+    return _client().register_script(_SCRIPT)
 
 
 def _keys(performance_id: int) -> list[str]:
@@ -159,11 +138,12 @@ def _keys(performance_id: int) -> list[str]:
     return [f"{tag}:{name}" for name in ("pre", "line", "admitted", "until", "seq", "meta")]
 
 
-def _run(source: str, performance_id: int, user_id: int, *extra: Any) -> list[int]:
+def _run(performance_id: int, user_id: int, action: str, argument: int = 0) -> list[int]:
     args = [user_id, settings.QUEUE_ACTIVE_USERS, settings.QUEUE_ADMISSION_SECONDS * 1000, secrets.token_hex(16)]
     try:
-        return [int(v) for v in _script(source)(keys=_keys(performance_id), args=[*args, *extra])]
+        return [int(v) for v in _script()(keys=_keys(performance_id), args=[*args, action, argument])]
     except redis.RedisError as exc:
+        logger.error("waiting room of performance %s: %s", performance_id, exc)
         raise WaitingRoomUnavailable(str(exc)) from exc
 
 
@@ -183,14 +163,14 @@ def _status(raw: list[int]) -> QueueStatus | None:
 def queue_join(*, performance_id: int, user_id: int, opens_at: datetime | None) -> QueueStatus:
     """Join (or, if already in, keep one's place): before ``opens_at`` into the pre-queue."""
     opens_ms = int(opens_at.timestamp() * 1000) if opens_at else 0
-    status = _status(_run(_JOIN, performance_id, user_id, opens_ms))
+    status = _status(_run(performance_id, user_id, "join", opens_ms))
     assert status is not None  # the script has just put the user in
     return status
 
 
 def queue_status(*, performance_id: int, user_id: int) -> QueueStatus | None:
     """The user's place now (None: not in the waiting room, or the admission ended)."""
-    return _status(_run(_STATUS, performance_id, user_id))
+    return _status(_run(performance_id, user_id, "status"))
 
 
 def queue_admitted(*, performance_id: int, user_id: int) -> bool:
@@ -201,9 +181,9 @@ def queue_admitted(*, performance_id: int, user_id: int) -> bool:
 def queue_saga_finished(*, performance_id: int, user_id: int, confirmed: bool) -> None:
     """A booking ended: confirmed, the place goes to the next in line now; cancelled, after the grace."""
     action = "end" if confirmed else "grace"
-    _run(_SAGA, performance_id, user_id, action, settings.QUEUE_RETRY_GRACE_SECONDS * 1000)
+    _run(performance_id, user_id, action, settings.QUEUE_RETRY_GRACE_SECONDS * 1000)
 
 
 def queue_booking_started(*, performance_id: int, user_id: int) -> None:
     """A new booking within the grace after a cancelled one: the admission gets its full time back."""
-    _run(_SAGA, performance_id, user_id, "resume", 0)
+    _run(performance_id, user_id, "resume")
