@@ -1,12 +1,13 @@
 """The waiting room of a queued performance, kept in Redis: who waits, in which order, who is admitted.
 
-Every operation is one Lua script, so that Redis runs it atomically: opening (the pre-queue shuffled
-once), joining, expiring admissions and handing freed places on happen in one step, and no number of
+Every operation is one Lua script, so that Redis runs it atomically: opening (the pre-queue moved, in
+its shuffled order, to the head of the line, once), joining, expiring admissions and handing freed places on happen in one step, and no number of
 concurrent requests can admit more than ``QUEUE_ACTIVE_USERS`` users at once. A poll is one round trip
 and no database query.
 
 Keys of one performance (all in one hash slot, under the cache's key prefix):
-- ``pre``: sorted set of users who joined before the sales opened (shuffled once at the opening),
+- ``pre``: sorted set of users who joined before the sales opened, each under a random score (their
+  order at the opening, a shuffle nobody can game),
 - ``line``: sorted set of waiting users, scored by their turn (``seq`` hands out turns),
 - ``admitted``: sorted set of admitted users, scored by the end of their admission (ms),
 - ``until``: hash of each admitted user's full admission end, restored when a cancelled booking is
@@ -29,7 +30,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-# One script for every operation. ARGV: user, cap, admission ms, shuffle key, action, argument.
+# One script for every operation. ARGV: user, cap, admission ms, random draw, action, argument.
 # A join also records the performance's opening time, cap and admission length, so that every process
 # (web workers, the concerts consumer) applies the same ones.
 _SCRIPT = """
@@ -45,12 +46,9 @@ local opens_at = tonumber(redis.call('HGET', meta, 'opens_at') or '0')
 local function open_and_admit()
   if now < opens_at then return end
   if redis.call('EXISTS', pre) == 1 then
-    -- The opening: everyone in the pre-queue gets a turn in an order nobody can predict or game
-    -- (a keyed hash of the member under a fresh random key), once; later joiners queue behind them.
-    local keyed = {}
-    for i, m in ipairs(redis.call('ZRANGE', pre, 0, -1)) do keyed[i] = {redis.sha1hex(ARGV[4] .. m), m} end
-    table.sort(keyed, function(a, b) return a[1] < b[1] end)
-    for _, pair in ipairs(keyed) do redis.call('ZADD', line, redis.call('INCR', seq), pair[2]) end
+    -- The opening: the pre-queue, in the random order of its scores, takes the first turns, once;
+    -- later joiners queue behind it in arrival order.
+    for _, m in ipairs(redis.call('ZRANGE', pre, 0, -1)) do redis.call('ZADD', line, redis.call('INCR', seq), m) end
     redis.call('DEL', pre)
   end
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', admitted, '-inf', now)) do
@@ -82,7 +80,9 @@ if action == 'join' then
     if now >= opens_at then
       redis.call('ZADD', line, redis.call('INCR', seq), member)
     else
-      redis.call('ZADD', pre, now, member)
+      -- A random score, drawn once per user and never shown: the pre-queue's order is a shuffle that
+      -- joining early (or with many clients) cannot improve.
+      redis.call('ZADD', pre, ARGV[4], member)
     end
   end
 elseif redis.call('ZSCORE', admitted, member) then
@@ -139,7 +139,8 @@ def _keys(performance_id: int) -> list[str]:
 
 
 def _run(performance_id: int, user_id: int, action: str, argument: int = 0) -> list[int]:
-    args = [user_id, settings.QUEUE_ACTIVE_USERS, settings.QUEUE_ADMISSION_SECONDS * 1000, secrets.token_hex(16)]
+    draw = secrets.randbits(52)  # exact as a Lua number
+    args = [user_id, settings.QUEUE_ACTIVE_USERS, settings.QUEUE_ADMISSION_SECONDS * 1000, draw]
     try:
         return [int(v) for v in _script()(keys=_keys(performance_id), args=[*args, action, argument])]
     except redis.RedisError as exc:
