@@ -223,6 +223,11 @@ QUEUE_ACTIVE_USERS = env_int("QUEUE_ACTIVE_USERS", 100)
 QUEUE_ADMISSION_SECONDS = env_int("QUEUE_ADMISSION_SECONDS", 300)
 QUEUE_RETRY_GRACE_SECONDS = env_int("QUEUE_RETRY_GRACE_SECONDS", 30)
 DEMO_SALES_OPEN_IN_SECONDS = env_int("DEMO_SALES_OPEN_IN_SECONDS", 120)
+# Where the waiting room lives: REDIS_URL's Redis. Without one (the embedded default) `make run` starts
+# an in-memory Redis-protocol server on QUEUE_EMBEDDED_PORT (`manage.py waiting_room_server`, in the
+# Procfile); anything else started without Redis finds nothing there and refuses queued bookings (503).
+QUEUE_EMBEDDED_PORT = env_int("QUEUE_EMBEDDED_PORT", 6391)
+QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL") or REDIS_URL or f"redis://127.0.0.1:{QUEUE_EMBEDDED_PORT}/0"
 
 # Which service queue consumes each event. The relay publishes an event to the task
 # "<queue>.handle_event" on every queue listed for it.

@@ -33,7 +33,7 @@ def redis_down() -> Iterator[None]:
     """The waiting room pointed at a closed port, as if Redis were down (the real one is left alone)."""
     waiting_room._client.cache_clear()
     waiting_room._script.cache_clear()
-    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+    with override_settings(QUEUE_REDIS_URL="redis://127.0.0.1:1/0"):
         yield
     waiting_room._client.cache_clear()
     waiting_room._script.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -397,6 +398,36 @@ def demo_catalogue_load(*, first_day: datetime) -> int:
                 Seat.objects.using(DB).bulk_create(seats)
                 created += len(seats)
     return created
+
+
+ONSALE_TITLE = "온세일 데모: 대기열 공연"
+ONSALE_VENUE = "고척스카이돔 (waiting room demo)"
+
+
+def demo_onsale_load(*, opens_at: datetime, starts_at: datetime) -> Performance:
+    """The demo's queued performance, whose sales open at ``opens_at``: set again (and its waiting room
+    emptied) at every load, so that each start of the demo shows the pre-queue, the opening and admission.
+    """
+    with transaction.atomic(using=DB):
+        concert, _ = Concert.objects.using(DB).get_or_create(
+            title=ONSALE_TITLE, defaults={"title_en": "On-sale day demo: a queued performance", "artist": "Demo"}
+        )
+        performance, _ = Performance.objects.using(DB).get_or_create(
+            concert=concert, venue=ONSALE_VENUE, defaults={"starts_at": starts_at}
+        )
+        performance.queue, performance.sales_open_at = True, opens_at
+        performance.save(using=DB, update_fields=["queue", "sales_open_at"])
+        existing = set(Seat.objects.using(DB).filter(performance=performance).values_list("label", flat=True))
+        Seat.objects.using(DB).bulk_create(
+            Seat(performance=performance, label=f"{grade}-{number:02d}", grade=grade, price=price)
+            for grade, price, count in DEMO_GRADES
+            for number in range(1, count + 1)
+            if f"{grade}-{number:02d}" not in existing
+        )
+    # On the embedded default the server is not up yet (it starts after the demo is loaded, empty).
+    with suppress(waiting_room.WaitingRoomUnavailable):
+        waiting_room.queue_reset(performance_id=performance.id)
+    return performance
 
 
 BIG_HALL_TITLE = "부하 시험 공연 (Big Hall)"

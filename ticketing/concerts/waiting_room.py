@@ -1,9 +1,9 @@
 """The waiting room of a queued performance, kept in Redis: who waits, in which order, who is admitted.
 
-Every operation is one Lua script, so that Redis runs it atomically: opening (the pre-queue moved, in
-its shuffled order, to the head of the line, once), joining, expiring admissions and handing freed places on happen in one step, and no number of
-concurrent requests can admit more than ``QUEUE_ACTIVE_USERS`` users at once. A poll is one round trip
-and no database query.
+Every operation is one Lua script, so that Redis runs it atomically: the opening (the pre-queue moved,
+in its shuffled order, to the head of the line, once), joining, expiring admissions and handing freed
+places on happen in one step, and no number of concurrent requests can admit more than
+``QUEUE_ACTIVE_USERS`` users at once. A poll is one round trip and no database query.
 
 Keys of one performance (all in one hash slot, under the cache's key prefix):
 - ``pre``: sorted set of users who joined before the sales opened, each under a random score (their
@@ -122,9 +122,7 @@ class QueueStatus:
 
 @cache
 def _client() -> redis.Redis:
-    if not settings.REDIS_URL:
-        raise WaitingRoomUnavailable("The waiting room needs Redis (REDIS_URL).")
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return redis.Redis.from_url(settings.QUEUE_REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 @cache
@@ -188,3 +186,11 @@ def queue_saga_finished(*, performance_id: int, user_id: int, confirmed: bool) -
 def queue_booking_started(*, performance_id: int, user_id: int) -> None:
     """A new booking within the grace after a cancelled one: the admission gets its full time back."""
     _run(performance_id, user_id, "resume")
+
+
+def queue_reset(*, performance_id: int) -> None:
+    """Empty the waiting room (the demo's performance opens afresh at each start)."""
+    try:
+        _client().delete(*_keys(performance_id))
+    except redis.RedisError as exc:
+        raise WaitingRoomUnavailable(str(exc)) from exc
