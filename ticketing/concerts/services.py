@@ -67,11 +67,13 @@ class SeatNotFound(Exception):
 
 
 class SeatNotAvailable(Exception):
-    def __init__(self, status: str, seat_ids: Sequence[int] = ()) -> None:
-        named = f"Seats {', '.join(map(str, seat_ids))} are not available" if len(seat_ids) > 1 else None
-        super().__init__(f"{named}: nothing was held." if named else f"The seat is {status}.")
-        self.status = status
-        self.seat_ids = list(seat_ids)
+    """``taken``: each seat not available and its status. A booking of one seat keeps its short message."""
+
+    def __init__(self, taken: dict[int, str], *, several: bool = False) -> None:
+        named = ", ".join(f"seat {seat_id} ({status})" for seat_id, status in taken.items())
+        one_status = next(iter(taken.values()))
+        super().__init__(f"Not available: {named}; nothing was held." if several else f"The seat is {one_status}.")
+        self.taken = taken
 
 
 class BookingRefused(Exception):
@@ -122,7 +124,8 @@ def reservation_create(
         with transaction.atomic(using=DB):
             reservation = reservation_hold(user_id=user_id, performance=performance, seat_ids=wanted)
     except IntegrityError as exc:  # a one-live-reservation-per-seat constraint: another booking won
-        raise SeatNotAvailable(SeatStatus.HELD, wanted) from exc
+        taken = dict.fromkeys(wanted, str(SeatStatus.HELD))
+        raise SeatNotAvailable(taken, several=len(wanted) > 1) from exc
     if performance.queue:
         transaction.on_commit(
             lambda: waiting_room_tell(waiting_room.queue_booking_started, performance.id, user_id), using=DB
@@ -158,7 +161,7 @@ def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[i
     if missing := [i for i in seat_ids if i not in seats or seats[i].performance_id != performance.id]:
         raise SeatNotFound(missing[0])
     if taken := [i for i in seat_ids if seats[i].status != SeatStatus.AVAILABLE]:
-        raise SeatNotAvailable(seats[taken[0]].status, taken)
+        raise SeatNotAvailable({i: seats[i].status for i in taken}, several=len(seat_ids) > 1)
     seats_per_user_check(user_id=user_id, performance=performance, adding=len(seat_ids))
     ordered = [seats[i] for i in seat_ids]
     reservation = Reservation.objects.using(DB).create(
