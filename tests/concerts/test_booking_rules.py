@@ -153,11 +153,13 @@ def test_the_limit_is_per_performance(make_user: Any, make_performance: Any, cli
 @saga
 @override_settings(MAX_SEATS_PER_USER=4)
 def test_concurrent_bookings_of_one_user_never_pass_the_limit(
-    make_user: Any, make_performance: Any, client_for: Any
+    make_user: Any, make_performance: Any, fund: Any, client_for: Any
 ) -> None:
-    # given one user and 10 free seats
+    # given one user, able to pay (so that workers running in the same session confirm the bookings
+    # instead of compensating them and freeing seats mid-test), and 10 free seats
     seats = make_performance(count=10)
     user = make_user()
+    fund(user.id, 10_000_000)
     clients = [client_for(user) for _ in seats]
 
     # when the user books each seat in its own request, all at once
@@ -267,12 +269,15 @@ def test_a_malformed_seat_list_is_a_400_naming_seat_ids(
 
 @saga
 def test_two_users_racing_for_overlapping_seats_one_wins_whole_the_other_nothing(
-    make_user: Any, make_performance: Any, client_for: Any
+    make_user: Any, make_performance: Any, fund: Any, client_for: Any
 ) -> None:
     for _ in range(5):
-        # given four seats and two users who want seats {1, 2, 3} and {3, 4} (listed in opposite orders)
+        # given four seats and two users (able to pay) who want seats {1, 2, 3} and {3, 4}
         a, b, c, d = make_performance(count=4)
-        alice, bob = client_for(make_user()), client_for(make_user())
+        users = make_user(), make_user()
+        for user in users:
+            fund(user.id, 10_000_000)
+        alice, bob = (client_for(user) for user in users)
 
         # when both book at the same moment
         answers = at_once([partial(book, alice, a.id, b.id, c.id), partial(book, bob, d.id, c.id)])
