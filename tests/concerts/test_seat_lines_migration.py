@@ -14,7 +14,7 @@ from ticketing.concerts.models import Reservation, ReservationSeat
 
 pytestmark = [all_databases]
 
-migration = importlib.import_module("ticketing.concerts.migrations.0003_onsale")
+migration = importlib.import_module("ticketing.concerts.migrations.0004_onsale")
 
 
 def test_each_old_reservation_gets_one_line_live_only_if_the_reservation_is(make_seats: Any) -> None:

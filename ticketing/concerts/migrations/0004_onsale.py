@@ -38,7 +38,7 @@ def lines_for_existing_reservations(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("concerts", "0002_user_cancellation"),
+        ("concerts", "0003_cancelled_reservations_index"),
     ]
 
     operations = [
