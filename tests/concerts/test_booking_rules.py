@@ -168,7 +168,7 @@ def test_concurrent_bookings_of_one_user_never_pass_the_limit(
     # then exactly 4 are accepted, the rest are 409, and the user holds 4 seats
     assert sorted(answers) == [202] * 4 + [409] * 6
     assert ReservationSeat.objects.using("concerts").filter(user_id=user.id, live=True).count() == 4
-    assert statuses(seats).count("HELD") == 4
+    assert statuses(seats).count("AVAILABLE") == 6  # the other 4 HELD, or SOLD if workers already confirmed
 
 
 # --- Several seats in one booking ---------------------------------------------------------------------
