@@ -30,10 +30,6 @@ def performance_seats(*, performance_id: int) -> QuerySet[Seat] | None:
     return Seat.objects.using(DB).filter(performance_id=performance_id).order_by("id")
 
 
-def performance_get(*, performance_id: int) -> Performance | None:
-    return Performance.objects.using(DB).filter(pk=performance_id).first()
-
-
 def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
     lines = ReservationSeat.objects.using(DB).order_by("id")
     return (
