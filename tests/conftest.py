@@ -252,6 +252,32 @@ def make_seats() -> Callable[..., list[Seat]]:
 
 
 @pytest.fixture
+def make_performance() -> Callable[..., list[Seat]]:
+    """Seats of a new performance with a sales opening time and/or a waiting room."""
+
+    def make(
+        count: int = 4,
+        price: int = 50_000,
+        sales_open_in: timedelta | None = None,
+        queue: bool = False,
+        starts_in: timedelta = timedelta(days=30),
+    ) -> list[Seat]:
+        concert = Concert.objects.using("concerts").create(title=unique("concert"))
+        performance = Performance.objects.using("concerts").create(
+            concert=concert,
+            starts_at=timezone.now() + starts_in,
+            venue="Test Hall",
+            sales_open_at=None if sales_open_in is None else timezone.now() + sales_open_in,
+            queue=queue,
+        )
+        return Seat.objects.using("concerts").bulk_create(
+            Seat(performance=performance, label=f"A-{n}", grade="A", price=price) for n in range(1, count + 1)
+        )
+
+    return make
+
+
+@pytest.fixture
 def fund() -> Callable[[int, int], Wallet]:
     from ticketing.payments.services import wallet_top_up
 

@@ -217,6 +217,19 @@ SPECTACULAR_SETTINGS = {
 # --- Saga ------------------------------------------------------------------------------------------
 RESERVATION_HOLD_SECONDS = env_int("RESERVATION_HOLD_SECONDS", 300)
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+# On-sale day: live (PENDING or CONFIRMED) seats per user and performance, also the most in one booking.
+MAX_SEATS_PER_USER = env_int("MAX_SEATS_PER_USER", 4)
+# The waiting room of a queued performance: users admitted at once, how long an admission lasts, and
+# how long it survives a cancelled booking (time to pick other seats) before it is handed on.
+QUEUE_ACTIVE_USERS = env_int("QUEUE_ACTIVE_USERS", 100)
+QUEUE_ADMISSION_SECONDS = env_int("QUEUE_ADMISSION_SECONDS", 300)
+QUEUE_RETRY_GRACE_SECONDS = env_int("QUEUE_RETRY_GRACE_SECONDS", 30)
+DEMO_SALES_OPEN_IN_SECONDS = env_int("DEMO_SALES_OPEN_IN_SECONDS", 120)
+# Where the waiting room lives: REDIS_URL's Redis. Without one (the embedded default) `make run` starts
+# an in-memory Redis-protocol server on QUEUE_EMBEDDED_PORT (`manage.py waiting_room_server`, in the
+# Procfile); anything else started without Redis finds nothing there and refuses queued bookings (503).
+QUEUE_EMBEDDED_PORT = env_int("QUEUE_EMBEDDED_PORT", 6391)
+QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL") or REDIS_URL or f"redis://127.0.0.1:{QUEUE_EMBEDDED_PORT}/0"
 
 # Which service queue consumes each event. The relay publishes an event to the task
 # "<queue>.handle_event" on every queue listed for it.

@@ -97,3 +97,18 @@ def test_the_admin_is_closed_to_users_who_are_not_staff(make_user: Any) -> None:
     # then they are sent to the login page
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_a_reservation_of_several_seats_shows_every_seat(staff_client: Client, make_user: Any, make_seats: Any) -> None:
+    # given a booking of two seats
+    seats = make_seats(count=2)
+    reservation = reservation_create(user_id=make_user().id, seat_ids=[s.id for s in seats])
+
+    # when the reservation list and its page are opened
+    listing = staff_client.get(reverse("admin:concerts_reservation_changelist")).content.decode()
+    page = staff_client.get(reverse("admin:concerts_reservation_change", args=[reservation.id])).content.decode()
+
+    # then both seats are named on each
+    for seat in seats:
+        assert f"{seat.label} (#{seat.id})" in listing
+        assert f"{seat.label} (#{seat.id})" in page

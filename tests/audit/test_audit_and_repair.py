@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import all_databases
 from ticketing.audit import invariants
 from ticketing.audit.invariants import audit
 from ticketing.audit.repair import repair
-from ticketing.concerts.models import Reservation, Seat
+from ticketing.concerts.models import Reservation, ReservationSeat, Seat
 from ticketing.concerts.services import reservation_confirm, reservation_create
 from ticketing.outbox.models import OutboxMessage, OutboxState
 from ticketing.payments.models import Payment, Wallet
@@ -53,6 +54,7 @@ def test_a_cancelled_reservation_that_kept_the_money_is_named(make_user: Any, ma
     with transaction.atomic(using="payments"):
         payment = payment_charge(reservation_id=reservation.id, user_id=user.id, amount=reservation.amount)
     Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="SYSTEM_CANCELED")
+    ReservationSeat.objects.using("concerts").filter(reservation=reservation).update(live=False)
     Seat.objects.using("concerts").filter(pk=seat.pk).update(status="AVAILABLE")
     assert payment is not None
     assert audit() == [f"A6.3: SYSTEM_CANCELED reservation {reservation.pk} kept successful payment {payment.pk}"]
@@ -142,6 +144,7 @@ def test_each_invariant_names_its_first_violations_and_counts_the_rest(
     ]
 
 
+@override_settings(MAX_SEATS_PER_USER=10)
 def test_reservations_and_payments_are_matched_across_the_databases_in_id_order(
     make_user: Any, make_seats: Any, fund: Any
 ) -> None:
@@ -159,3 +162,29 @@ def test_reservations_and_payments_are_matched_across_the_databases_in_id_order(
 
     # then only the unpaid confirmed one is named
     assert audit() == [f"A6.2: CONFIRMED reservation {unpaid.pk} has 0 successful payments of 1000"]
+
+
+def test_a_cancelled_booking_whose_seat_line_stayed_live_is_named(make_user: Any, make_seats: Any) -> None:
+    # given a booking of two seats cancelled without clearing one seat's live flag
+    seat, other = make_seats(count=2)
+    reservation = reservation_create(user_id=make_user().id, seat_ids=[seat.id, other.id])
+    Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="CANCELED")
+    ReservationSeat.objects.using("concerts").filter(reservation=reservation, seat=seat).update(live=False)
+    Seat.objects.using("concerts").filter(pk__in=[seat.pk, other.pk]).update(status="AVAILABLE")
+
+    # then the audit names the line that still blocks the seat
+    assert audit() == [f"A6.1: seat {other.pk} of CANCELED reservation {reservation.pk} has live=True"]
+
+
+def test_the_database_refuses_a_second_live_booking_of_a_seat_of_a_multi_seat_booking(
+    make_user: Any, make_seats: Any
+) -> None:
+    # given a live booking of two seats and another booking of a third
+    a, b, c = make_seats(count=3)
+    reservation_create(user_id=make_user().id, seat_ids=[a.id, b.id])
+    second = reservation_create(user_id=make_user().id, seat_ids=[c.id])
+
+    # when a write tries to make the second booking hold one of the first booking's seats too
+    # then the database refuses it
+    with pytest.raises(IntegrityError, match="concerts_one_live_line_per_seat"), transaction.atomic(using="concerts"):
+        ReservationSeat.objects.using("concerts").filter(reservation=second).update(seat=b)

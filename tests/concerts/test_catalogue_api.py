@@ -30,12 +30,13 @@ def test_the_concert_list_shows_each_concert_with_its_performances(api: APIClien
     # when anyone lists the concerts, without a token
     response = api.get("/api/concerts/")
 
-    # then the concert is there with its performance as {id, starts_at, venue}
+    # then the concert is there with its performance as {id, starts_at, venue, sales_open_at, queue}
     assert response.status_code == 200, response.content
     concert = concert_in(response.json(), performance.concert_id)
     assert concert["title"] == performance.concert.title
     (shown,) = concert["performances"]
-    assert set(shown) == {"id", "starts_at", "venue"}
+    assert set(shown) == {"id", "starts_at", "venue", "sales_open_at", "queue"}
+    assert (shown["sales_open_at"], shown["queue"]) == (None, False)
     assert shown["id"] == performance.id
     assert shown["venue"] == "Test Hall"
     assert parse_datetime(shown["starts_at"]) == performance.starts_at

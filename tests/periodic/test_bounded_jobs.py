@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import QuerySet
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -136,6 +137,7 @@ def test_the_sweeper_never_loads_the_dead_requests_into_an_id_list(make_user: An
     assert max(len(query["sql"]) for query in queries.captured_queries) < 2000
 
 
+@override_settings(MAX_SEATS_PER_USER=5)  # one user books all five
 def test_the_refund_check_looks_at_one_page_a_run_and_then_starts_over(make_user: Any, make_seats: Any) -> None:
     # given five cancelled reservations whose payments were never refunded
     user = make_user()

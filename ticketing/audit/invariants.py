@@ -17,11 +17,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BigIntegerField, Case, CharField, Count, F, OuterRef, QuerySet, Subquery, Sum, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ticketing.concerts.models import LIVE_STATUSES, Reservation, ReservationStatus, Seat, SeatStatus
+from ticketing.concerts.models import LIVE_STATUSES, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
 from ticketing.outbox.models import OutboxMessage, OutboxState
 from ticketing.payments.models import EntryKind, Payment, PaymentStatus, Wallet
 
@@ -76,11 +89,11 @@ def audit(*, idle: bool = False) -> list[str]:
 def live_holdings() -> QuerySet[Any]:
     """One row per seat a live (PENDING or CONFIRMED) reservation holds: ``held_seat``, ``holder_status``.
 
-    Both seat invariants read seats through this; a reservation that holds several seats (through a
-    model of its own) changes this query, and nothing else here.
+    Both seat invariants read seats through this: a reservation holds its seats (one or several)
+    through its ReservationSeat lines.
     """
-    live = Reservation.objects.using(CONCERTS).filter(status__in=LIVE_STATUSES).order_by()
-    return live.annotate(held_seat=F("seat_id"), holder_status=F("status"))
+    live = ReservationSeat.objects.using(CONCERTS).filter(reservation__status__in=LIVE_STATUSES).order_by()
+    return live.annotate(held_seat=F("seat_id"), holder_status=F("reservation__status"))
 
 
 def seats_held_once() -> list[str]:
@@ -91,6 +104,13 @@ def seats_held_once() -> list[str]:
     )
     for row in crowded:
         found.add(f"seat {row['held_seat']} has {row['n']} live reservations")
+    # The database's one-live-line-per-seat constraint trusts each line's flag: it must follow its reservation.
+    live = Q(reservation__status__in=LIVE_STATUSES)
+    flagged = ReservationSeat.objects.using(CONCERTS).filter((Q(live=True) & ~live) | (Q(live=False) & live))
+    for seat, reservation, status, flag in (
+        flagged.order_by("id").values_list("seat_id", "reservation_id", "reservation__status", "live").iterator()
+    ):
+        found.add(f"seat {seat} of {status} reservation {reservation} has live={flag}")
     return found.report()
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from ticketing.admin_base import ReadOnlyServiceModelAdmin, ServiceModelAdmin
@@ -31,8 +33,8 @@ class ConcertAdmin(ServiceModelAdmin):
 
 @admin.register(Performance)
 class PerformanceAdmin(ServiceModelAdmin):
-    list_display = ["id", "concert", "starts_at", "venue"]
-    list_filter = ["venue", "starts_at"]
+    list_display = ["id", "concert", "starts_at", "venue", "sales_open_at", "queue"]
+    list_filter = ["queue", "venue", "starts_at"]
     search_fields = ["concert__title", "concert__title_en", "venue"]
     list_select_related = ["concert"]
 
@@ -50,11 +52,17 @@ class SeatAdmin(ServiceModelAdmin):
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyServiceModelAdmin):
-    list_display = ["id", "user_id", "seat", "amount", "status", "saga_step", "reason", "created_at"]
+    list_display = ["id", "user_id", "seats", "amount", "status", "saga_step", "reason", "created_at"]
     list_filter = ["status", "saga_step", "created_at"]
-    search_fields = ["=id", "=user_id", "=seat__id"]
-    list_select_related = ["seat"]
-    readonly_fields = ["timeline"]
+    search_fields = ["=id", "=user_id", "=lines__seat__id"]
+    readonly_fields = ["seats", "timeline"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Reservation]:
+        return super().get_queryset(request).prefetch_related("lines__seat")
+
+    @admin.display(description="Seats")
+    def seats(self, obj: Reservation) -> str:
+        return ", ".join(f"{line.seat.label} (#{line.seat_id})" for line in obj.lines.all())
 
     @admin.display(description="Saga timeline (outbox and inbox rows of every service)")
     def timeline(self, obj: Reservation) -> str:

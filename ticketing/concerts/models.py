@@ -21,6 +21,12 @@ class Performance(models.Model):
     concert = models.ForeignKey(Concert, on_delete=models.CASCADE, related_name="performances")
     starts_at = models.DateTimeField()
     venue = models.CharField(max_length=200)
+    sales_open_at = models.DateTimeField(
+        null=True, blank=True, help_text="When booking opens; empty: on sale now. Booking earlier is refused."
+    )
+    queue = models.BooleanField(
+        default=False, help_text="Bookers need an admission from the waiting room (a queue kept in Redis)."
+    )
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -103,3 +109,48 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"reservation {self.id} ({self.status})"
+
+
+class ReservationSeat(models.Model):
+    """One seat of a reservation: a booking holds one to MAX_SEATS_PER_USER seats, all or nothing.
+
+    ``live`` mirrors whether the reservation is PENDING or CONFIRMED, so that the database itself keeps
+    the rule "at most one live reservation per seat" for every seat of every booking.
+    """
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="lines")
+    seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="reservation_lines")
+    performance = models.ForeignKey(Performance, on_delete=models.PROTECT, related_name="+")
+    user_id = models.BigIntegerField(help_text="The reservation's user, so that live seats per user are counted here.")
+    price = models.PositiveIntegerField(help_text="Whole won, the seat's price when booked.")
+    live = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["reservation_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["seat"], condition=Q(live=True), name="concerts_one_live_line_per_seat"),
+            models.UniqueConstraint(fields=["reservation", "seat"], name="concerts_line_seat_once"),
+        ]
+        indexes = [
+            models.Index(fields=["user_id", "performance"], condition=Q(live=True), name="concerts_line_live_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"seat {self.seat_id} of reservation {self.reservation_id}"
+
+
+class BookerLock(models.Model):
+    """One row per (user, performance), locked by each booking of that user for that performance.
+
+    Bookings of one user are thereby counted and written one at a time, so that concurrent requests
+    cannot together pass the per-user seat limit.
+    """
+
+    user_id = models.BigIntegerField()
+    performance = models.ForeignKey(Performance, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user_id", "performance"], name="concerts_booker_lock_once")]
+
+    def __str__(self) -> str:
+        return f"bookings of user {self.user_id} for performance {self.performance_id}"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ticketing.outbox.selectors import dead_aggregate_ids
 
-from .models import Concert, Performance, Reservation, ReservationStatus, Seat, SeatStatus
+from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
 
 DB = "concerts"
 
@@ -31,7 +31,13 @@ def performance_seats(*, performance_id: int) -> QuerySet[Seat] | None:
 
 
 def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
-    return Reservation.objects.using(DB).filter(user_id=user_id).order_by("-id")
+    lines = ReservationSeat.objects.using(DB).order_by("id")
+    return (
+        Reservation.objects.using(DB)
+        .filter(user_id=user_id)
+        .prefetch_related(Prefetch("lines", queryset=lines))
+        .order_by("-id")
+    )
 
 
 def reservation_get(*, user_id: int, reservation_id: int) -> Reservation | None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from rest_framework import serializers
 
 from ticketing.api import IdField
@@ -10,7 +13,7 @@ from ..models import Concert, Performance, Reservation, Seat
 class PerformanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Performance
-        fields = ["id", "starts_at", "venue"]
+        fields = ["id", "starts_at", "venue", "sales_open_at", "queue"]
 
 
 class ConcertSerializer(serializers.ModelSerializer):
@@ -28,10 +31,43 @@ class SeatSerializer(serializers.ModelSerializer):
 
 
 class ReservationSerializer(serializers.ModelSerializer):
+    seat_ids = serializers.SerializerMethodField(help_text="Every seat of the booking; seat_id is the first.")
+
     class Meta:
         model = Reservation
-        fields = ["id", "seat_id", "amount", "status", "saga_step", "reason", "created_at"]
+        fields = ["id", "seat_id", "seat_ids", "amount", "status", "saga_step", "reason", "created_at"]
+
+    def get_seat_ids(self, reservation: Reservation) -> list[int]:
+        return [line.seat_id for line in reservation.lines.all()]
 
 
 class ReservationCreateSerializer(serializers.Serializer):
-    seat_id = IdField()
+    seat_id = IdField(required=False, help_text="One seat (or give seat_ids).")
+    seat_ids = serializers.ListField(
+        child=IdField(),
+        required=False,
+        min_length=1,
+        max_length=settings.MAX_SEATS_PER_USER,
+        help_text="1 to MAX_SEATS_PER_USER distinct seats of one performance, held all or nothing.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "seat_id" not in attrs and "seat_ids" not in attrs:
+            raise serializers.ValidationError({"seat_id": "This field is required (or seat_ids, a list of seats)."})
+        if "seat_id" in attrs and "seat_ids" in attrs:
+            raise serializers.ValidationError({"seat_ids": "Give either seat_id or seat_ids, not both."})
+        seat_ids = attrs.get("seat_ids") or [attrs["seat_id"]]
+        if len(set(seat_ids)) != len(seat_ids):
+            raise serializers.ValidationError({"seat_ids": "Each seat may appear only once."})
+        return {"seat_ids": seat_ids}
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    position = serializers.IntegerField(
+        allow_null=True, help_text="1 = next among those waiting; 0 = admitted; null = in the pre-queue (see opens_at)."
+    )
+    admitted = serializers.BooleanField()
+    admitted_until = serializers.DateTimeField(allow_null=True, help_text="End of the admission (ISO), if admitted.")
+    opens_at = serializers.DateTimeField(
+        allow_null=True, help_text="Sales opening; the pre-queue is shuffled then, once."
+    )

@@ -6,6 +6,7 @@ urlpatterns = [
     path("concerts/", views.ConcertListView.as_view(), name="concert-list"),
     path("concerts/<id:concert_id>/", views.ConcertDetailView.as_view(), name="concert-detail"),
     path("performances/<id:performance_id>/seats/", views.PerformanceSeatsView.as_view(), name="performance-seats"),
+    path("performances/<id:performance_id>/queue/", views.PerformanceQueueView.as_view(), name="performance-queue"),
     path("reservations/", views.ReservationListView.as_view(), name="reservation-list"),
     path("reservations/<id:reservation_id>/", views.ReservationDetailView.as_view(), name="reservation-detail"),
     path("reservations/<id:reservation_id>/cancel/", views.ReservationCancelView.as_view(), name="reservation-cancel"),

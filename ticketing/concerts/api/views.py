@@ -11,13 +11,31 @@ from rest_framework.views import APIView
 from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, errors, user_id_of
 from ticketing.idempotency.services import idempotent
 
-from .. import selectors, services
-from .serializers import ConcertSerializer, ReservationCreateSerializer, ReservationSerializer, SeatSerializer
+from .. import selectors, services, waiting_room
+from .serializers import (
+    ConcertSerializer,
+    QueueStatusSerializer,
+    ReservationCreateSerializer,
+    ReservationSerializer,
+    SeatSerializer,
+)
 
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class WaitingRoomDown(exceptions.APIException):
+    """503 with Retry-After (DRF's handler turns ``wait`` into the header)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "waiting_room_unavailable"
+    default_detail = "The waiting room is unavailable right now; try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wait = waiting_room.WaitingRoomUnavailable.retry_after_seconds
 
 
 class ConcertListView(APIView):
@@ -65,7 +83,7 @@ class ReservationListView(APIView):
 
     @extend_schema(
         request=ReservationCreateSerializer,
-        responses={202: ReservationSerializer, **errors(404, 409)},
+        responses={202: ReservationSerializer, **errors(403, 404, 409, 503)},
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
@@ -74,13 +92,17 @@ class ReservationListView(APIView):
         def book() -> Response:
             serializer = ReservationCreateSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            seat_id = serializer.validated_data["seat_id"]
+            seat_ids = serializer.validated_data["seat_ids"]
             try:
-                reservation = services.reservation_create(user_id=user_id, seat_id=seat_id)
+                reservation = services.reservation_create(user_id=user_id, seat_ids=seat_ids)
             except services.SeatNotFound as exc:
-                raise exceptions.NotFound(f"No seat with id {seat_id}.") from exc
-            except services.SeatNotAvailable as exc:
+                raise exceptions.NotFound(f"No seat with id {exc.args[0]}.") from exc
+            except (services.SeatNotAvailable, services.BookingRefused) as exc:
                 raise Conflict(str(exc)) from exc
+            except services.NotAdmitted as exc:
+                raise exceptions.PermissionDenied(str(exc)) from exc
+            except waiting_room.WaitingRoomUnavailable as exc:
+                raise WaitingRoomDown from exc
             return Response(ReservationSerializer(reservation).data, status=status.HTTP_202_ACCEPTED)
 
         return idempotent(request, user_id=user_id, scope="reservation-create", using=services.DB, handle=book)
@@ -110,3 +132,33 @@ class ReservationCancelView(APIView):
             return Response(ReservationSerializer(reservation).data)
 
         return idempotent(request, user_id=user_id, scope="reservation-cancel", using=services.DB, handle=cancel)
+
+
+class PerformanceQueueView(APIView):
+    """The waiting room of a queued performance: join it (POST) and poll one's place (GET)."""
+
+    @extend_schema(request=None, responses={200: QueueStatusSerializer, **errors(409, 503)})
+    def post(self, request: Request, performance_id: int) -> Response:
+        performance = selectors.performance_get(performance_id=performance_id)
+        if performance is None:
+            raise Http404
+        if not performance.queue:
+            raise Conflict("This performance has no waiting room: book its seats directly.")
+        try:
+            place = waiting_room.queue_join(
+                performance_id=performance.id, user_id=user_id_of(request), opens_at=performance.sales_open_at
+            )
+        except waiting_room.WaitingRoomUnavailable as exc:
+            raise WaitingRoomDown from exc
+        return Response(QueueStatusSerializer(place).data)
+
+    @extend_schema(responses={200: QueueStatusSerializer, **errors(503)})
+    def get(self, request: Request, performance_id: int) -> Response:
+        # No database query: a poll is one Redis round trip.
+        try:
+            place = waiting_room.queue_status(performance_id=performance_id, user_id=user_id_of(request))
+        except waiting_room.WaitingRoomUnavailable as exc:
+            raise WaitingRoomDown from exc
+        if place is None:
+            raise exceptions.NotFound("You are not in this performance's waiting room (or your admission ended).")
+        return Response(QueueStatusSerializer(place).data)

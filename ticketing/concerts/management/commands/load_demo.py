@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
-from ticketing.concerts.services import demo_big_hall_load, demo_catalogue_load
+from ticketing.concerts.services import demo_big_hall_load, demo_catalogue_load, demo_onsale_load
 
 
 class Command(BaseCommand):
@@ -26,6 +28,9 @@ class Command(BaseCommand):
         first_day = datetime.now(ZoneInfo("Asia/Seoul")).replace(hour=19, minute=30, second=0, microsecond=0)
         created = demo_catalogue_load(first_day=first_day + timedelta(days=30))
         self.stdout.write(f"demo catalogue: {created} seats created")
+        opens_at = timezone.now() + timedelta(seconds=settings.DEMO_SALES_OPEN_IN_SECONDS)
+        onsale = demo_onsale_load(opens_at=opens_at, starts_at=first_day + timedelta(days=45))
+        self.stdout.write(f"on-sale demo: performance {onsale.id} (waiting room) opens at {opens_at:%H:%M:%S %Z}")
         if seats := options.get("big_hall"):
             if seats < 1:
                 self.stderr.write("--big-hall wants a positive number of seats")
