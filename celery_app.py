@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_process_shutdown, worker_ready
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketing.settings")
@@ -36,3 +36,11 @@ def declare_dead_letters(sender: Any, **kwargs: Any) -> None:
     if app.conf.broker_url.startswith("amqp"):
         with app.connection_for_write() as connection:
             DEAD_LETTERS.bind(connection.default_channel).declare()
+
+
+@worker_process_shutdown.connect
+def forget_live_gauges(pid: int | None = None, **kwargs: Any) -> None:
+    # A pool child that exits leaves its metric files behind; its live gauges must not count any more.
+    from ticketing.observability.metrics import mark_process_dead
+
+    mark_process_dead(pid)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
 from .models import Concert, Performance, Reservation, ReservationStatus, SagaStep, Seat, SeatStatus
@@ -90,8 +92,16 @@ def reservation_create(*, user_id: int, seat_id: int) -> Reservation:
                 using=DB,
                 aggregate_id=reservation.id,
             )
+            transaction.on_commit(metrics.saga_started, using=DB)
     except IntegrityError as exc:  # the one-live-reservation constraint: another booking won
         raise SeatNotAvailable(SeatStatus.HELD) from exc
+    logger.info(
+        "reservation %s booked: seat %s, %s won",
+        reservation.id,
+        seat_id,
+        reservation.amount,
+        extra={"correlation_id": str(reservation.id)},
+    )
     return reservation
 
 
@@ -208,6 +218,12 @@ def public_reason(reason: str) -> str:
 
 def reservation_move(reservation: Reservation, target: str, step: str, reason: str = "") -> None:
     check_transition(RESERVATION_TRANSITIONS, reservation.status, target)
+    if reservation.status == ReservationStatus.PENDING:  # the saga ends here, whichever way
+        finished = partial(metrics.saga_finished, outcome=target, started_at=reservation.created_at)
+        transaction.on_commit(finished, using=DB)
+        logger.info(
+            "reservation %s %s %s", reservation.id, target, reason, extra={"correlation_id": str(reservation.id)}
+        )
     reservation.status = target
     reservation.saga_step = step
     reservation.reason = public_reason(reason)

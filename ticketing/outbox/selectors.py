@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from .models import InboxMessage, OutboxMessage, OutboxState
+from ticketing.observability.gauges import Sample
+
+from .models import DeadLetter, InboxMessage, OutboxMessage, OutboxState
 
 
 @dataclass(frozen=True)
@@ -40,3 +44,24 @@ def dead_aggregate_ids(*, using: str, event: str) -> QuerySet[OutboxMessage, str
     """
     rows = OutboxMessage.objects.using(using).filter(event=event, state=OutboxState.DEAD).order_by()
     return rows.values_list("aggregate_id", flat=True)
+
+
+def outbox_gauge_samples() -> Iterator[Sample]:
+    """Backlog of every service database for /metrics: each figure one index lookup or index-only count."""
+    now = timezone.now()
+    for alias in settings.DATABASES:
+        label = {"database": alias}
+        outbox = OutboxMessage.objects.using(alias)
+        pending = outbox.filter(state=OutboxState.PENDING)
+        oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+        age = (now - oldest).total_seconds() if oldest else 0.0
+        dead_letters = DeadLetter.objects.using(alias).filter(replayed_at__isnull=True).count()
+        yield Sample("ticketing_outbox_pending", "Outbox rows not sent yet.", label, pending.count())
+        yield Sample("ticketing_outbox_oldest_pending_age_seconds", "Age of the oldest unsent row.", label, age)
+        yield Sample(
+            "ticketing_outbox_dead",
+            "Outbox rows given up on (replay them in the admin).",
+            label,
+            outbox.filter(state=OutboxState.DEAD).count(),
+        )
+        yield Sample("ticketing_dead_letters", "Consumed messages set aside, not replayed yet.", label, dead_letters)
