@@ -56,3 +56,23 @@ def restart(workers: Workers, env: dict[str, Any]) -> None:
             workers.env[key] = value
     for name in PROCESSES:
         workers.start(name)
+
+
+def scrape(client: Any, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics, parsed: {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+@pytest.fixture
+def metrics_client() -> Any:
+    from django.test import Client
+
+    return Client()
