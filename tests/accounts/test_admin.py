@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -97,3 +98,21 @@ def test_the_admin_is_closed_to_users_who_are_not_staff(make_user: Any) -> None:
     # then they are sent to the login page
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_the_timeline_shows_the_trace_id_and_the_time_between_steps(
+    staff_client: Client, rows_everywhere: Reservation
+) -> None:
+    # given a reservation whose booking row carries a trace
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    OutboxMessage.objects.using("concerts").filter(correlation_id=str(rows_everywhere.id)).update(
+        traceparent=traceparent
+    )
+
+    # when its admin page is opened
+    page = staff_client.get(reverse("admin:concerts_reservation_change", args=[rows_everywhere.id])).content.decode()
+
+    # then it names the trace and the time from step to step
+    assert "trace id: <code>0af7651916cd43dd8448eb211c80319c</code>" in page
+    assert "start" in page
+    assert re.search(r"\+\d+ ms", page)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ticketing.observability.gauges import Sample
+from ticketing.observability.tracing import trace_id_of
 
 from .models import DeadLetter, InboxMessage, OutboxMessage, OutboxState
 
@@ -22,6 +23,8 @@ class TimelineRow:
     kind: str
     event: str
     detail: str
+    trace_id: str = ""
+    since_previous: float | None = None  # seconds since the row before it in the saga
 
 
 def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
@@ -30,10 +33,20 @@ def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
     for service, alias in settings.SERVICE_DATABASES.items():
         for out in OutboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
             detail = f"{out.state}, attempts {out.attempts} {out.last_error}".strip()
-            rows.append(TimelineRow(out.created_at, service, "published", out.event, detail))
+            trace_id = trace_id_of(out.traceparent)
+            rows.append(TimelineRow(out.created_at, service, "published", out.event, detail, trace_id))
         for inbox in InboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
             rows.append(TimelineRow(inbox.received_at, service, "consumed", inbox.event, str(inbox.event_id)))
-    return sorted(rows, key=lambda row: row.at)
+    rows.sort(key=lambda row: row.at)
+    return [
+        replace(row, since_previous=(row.at - previous.at).total_seconds()) if previous else row
+        for previous, row in zip([None, *rows], rows, strict=False)
+    ]
+
+
+def saga_trace_id(timeline: list[TimelineRow]) -> str:
+    """The saga's trace id (what to search for in the tracing UI), "" when tracing was off."""
+    return next((row.trace_id for row in timeline if row.trace_id), "")
 
 
 def dead_aggregate_ids(*, using: str, event: str) -> QuerySet[OutboxMessage, str]:
