@@ -46,5 +46,13 @@ def test_celery_info_lines_about_the_periodic_relay_are_dropped_but_not_warnings
     assert not quiet.filter(record("celery.beat", "Scheduler: Sending due task outbox-relay-default (outbox.relay)"))
     assert not quiet.filter(record("celery.app.trace", "Task outbox.relay[1] succeeded in 0.01s: 0"))
     assert quiet.filter(record("celery.app.trace", "Task outbox.relay[1] raised", logging.ERROR))
-    assert quiet.filter(record("celery.app.trace", "Task payments.handle_event[1] succeeded in 0.01s: None"))
+    assert quiet.filter(record("celery.app.trace", "Task payments.handle_event[1] retry: Retry in 1s"))
+    assert quiet.filter(record("celery.apps.worker", "payments@host ready."))
+
+
+def test_celerys_per_task_received_and_succeeded_lines_are_dropped() -> None:
+    # the consumer's own line ("payments: consumed concert-reserve") says it, with the saga's ids
+    quiet = QuietHousekeeping()
+    assert not quiet.filter(record("celery.worker.strategy", "Task payments.handle_event[1] received"))
+    assert not quiet.filter(record("celery.app.trace", "Task payments.handle_event[1] succeeded in 0.01s: None"))
     assert quiet.filter(record("ticketing.outbox.relay", "outbox.relay is a word here"))

@@ -222,7 +222,7 @@ def reservation_move(reservation: Reservation, target: str, step: str, reason: s
         finished = partial(metrics.saga_finished, outcome=target, started_at=reservation.created_at)
         transaction.on_commit(finished, using=DB)
         logger.info(
-            "reservation %s %s %s", reservation.id, target, reason, extra={"correlation_id": str(reservation.id)}
+            "reservation %s %s %s", reservation.id, target, reason or "", extra={"correlation_id": str(reservation.id)}
         )
     reservation.status = target
     reservation.saga_step = step

@@ -48,13 +48,24 @@ class SagaContextFilter(logging.Filter):
         return True
 
 
+# Said once per message by Celery, and said better by the consumer's own line ("payments: consumed ...").
+TASK_CHATTER = (" received", " succeeded in ")
+# kombu's filesystem transport (the embedded default) has no host; it says so on every connection.
+NO_HOSTNAME = "No hostname was supplied"
+
+
 class QuietHousekeeping(logging.Filter):
-    """Below WARNING, say nothing about the periodic safety-net tasks: they run whether or not there is work."""
+    """Below WARNING, say nothing about the periodic safety-net tasks (they run whether or not there is
+    work) nor repeat per task what the consumer's line says; failures and retries still show."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("kombu") and str(record.msg).startswith(NO_HOSTNAME):
+            return False
         if record.levelno >= logging.WARNING or not record.name.startswith("celery"):
             return True
         message = record.getMessage()
+        if record.name in ("celery.worker.strategy", "celery.app.trace") and any(c in message for c in TASK_CHATTER):
+            return False
         return not any(task in message for task in HOUSEKEEPING_TASKS)
 
 
