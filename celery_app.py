@@ -12,6 +12,8 @@ from kombu import Exchange, Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketing.settings")
 
 SERVICE_QUEUES = ("accounts", "concerts", "payments")
+# A RabbitMQ cluster replicates quorum queues across its nodes; the type is fixed at first declaration.
+QUEUE_TYPE = {"x-queue-type": "quorum"} if os.environ.get("RABBITMQ_QUEUE_TYPE") == "quorum" else {}
 # A message a consumer rejects for good (it came back too often) goes here on RabbitMQ, besides the
 # dead-letter row the consumer writes; a poison message can never loop forever.
 DEAD_LETTERS = Queue("dead-letters", Exchange("dead-letters", type="fanout", durable=True), durable=True)
@@ -24,7 +26,7 @@ app.conf.task_queues = [
         Exchange(name, type="direct", durable=True),
         routing_key=name,
         durable=True,
-        queue_arguments={"x-dead-letter-exchange": DEAD_LETTERS.exchange.name},
+        queue_arguments={"x-dead-letter-exchange": DEAD_LETTERS.exchange.name, **QUEUE_TYPE},
     )
     for name in SERVICE_QUEUES
 ]

@@ -71,3 +71,16 @@ def families(samples: list[Sample]) -> Iterator[Metric]:
 
 
 GAUGES = CachedGauges()
+
+
+def register_waiting_room(lengths: Callable[[], dict[str, int]]) -> None:
+    """For the waiting room: ``lengths()`` returns {performance id: users waiting}, read when scraped."""
+
+    def samples() -> Iterator[Sample]:
+        for performance, length in lengths().items():
+            yield Sample(WAITING_ROOM_LENGTH, "Users waiting in a performance's waiting room.", {"performance": performance}, length)
+
+    register("waiting-room", samples)
+
+
+WAITING_ROOM_LENGTH = "ticketing_waiting_room_length"
