@@ -78,7 +78,12 @@ def register_waiting_room(lengths: Callable[[], dict[str, int]]) -> None:
 
     def samples() -> Iterator[Sample]:
         for performance, length in lengths().items():
-            yield Sample(WAITING_ROOM_LENGTH, "Users waiting in a performance's waiting room.", {"performance": performance}, length)
+            yield Sample(
+                WAITING_ROOM_LENGTH,
+                "Users waiting in a performance's waiting room.",
+                {"performance": performance},
+                length,
+            )
 
     register("waiting-room", samples)
 

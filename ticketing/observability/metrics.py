@@ -15,11 +15,21 @@ from django.utils import timezone
 from prometheus_client import Counter, Histogram, multiprocess, values
 
 HOST = socket.gethostname()
+_identity = f"{HOST}_{os.getpid()}"
 
 
 def process_identifier() -> str:
     # Host and pid: processes of several containers may share one metrics directory (and pid 1).
-    return f"{HOST}_{os.getpid()}"
+    # prometheus_client asks on every sample (to notice a fork); a cached answer spares a syscall.
+    return _identity
+
+
+def _forked() -> None:
+    global _identity  # noqa: PLW0603 (the child's own identity)
+    _identity = f"{HOST}_{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
