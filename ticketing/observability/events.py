@@ -40,7 +40,7 @@ def consuming(envelope: dict[str, Any], *, using: str) -> Iterator[Consumption]:
         yield consumption
         if consumption.duplicate:
             EVENTS_DUPLICATE.labels(service, event).inc()
-            logger.info("%s: %s already consumed, ignored", service, event)
+            logger.info("%s: %s %s already consumed", service, event, ids["event_id"])
         else:
             EVENTS_CONSUMED.labels(service, event).inc()
             logger.info("%s: consumed %s", service, event)
