@@ -1,4 +1,4 @@
-# Also the merge of 0006_retention_indexes and 0007_outbox_lease (both followed 0004/0005).
+# Depends on both leaves before it (0006_retention_indexes and 0007_outbox_lease), so it also merges them.
 
 from django.db import migrations, models
 
