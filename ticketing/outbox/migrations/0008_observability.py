@@ -1,12 +1,9 @@
-# Depends on both leaves before it (0006_retention_indexes and 0007_outbox_lease), so it also merges them.
-
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outbox', '0006_retention_indexes'),
         ('outbox', '0007_outbox_lease'),
     ]
 
