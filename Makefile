@@ -47,7 +47,9 @@ demo: migrate
 	$(BIN)/python manage.py ensure_demo_admin
 
 run: demo
+	@rm -rf $${TICKETING_VAR_DIR:-var}/metrics  # metrics of the last run's processes (Prometheus multiprocess files)
 	@echo "shop: http://127.0.0.1:$(PORT)/   API docs: http://127.0.0.1:$(PORT)/api/docs/   admin: http://127.0.0.1:$(PORT)/admin/"
+	@echo "metrics: http://127.0.0.1:$(PORT)/metrics   health: http://127.0.0.1:$(PORT)/healthz  /readyz"
 	$(BIN)/honcho start -f Procfile -p $(PORT)
 
 lint: install

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from ticketing.api import IdConverter, not_found
+from ticketing.observability import views as observability
 
 register_converter(IdConverter, "id")
 
@@ -10,6 +11,9 @@ handler404 = "ticketing.shop.views.not_found"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", observability.metrics, name="metrics"),
+    path("healthz", observability.healthz, name="healthz"),
+    path("readyz", observability.readyz, name="readyz"),
     path("api/auth/", include("ticketing.accounts.api.urls")),
     path("api/", include("ticketing.concerts.api.urls")),
     path("api/", include("ticketing.payments.api.urls")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -112,3 +113,21 @@ def test_a_reservation_of_several_seats_shows_every_seat(staff_client: Client, m
     for seat in seats:
         assert f"{seat.label} (#{seat.id})" in listing
         assert f"{seat.label} (#{seat.id})" in page
+
+
+def test_the_timeline_shows_the_trace_id_and_the_time_between_steps(
+    staff_client: Client, rows_everywhere: Reservation
+) -> None:
+    # given a reservation whose booking row carries a trace
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    OutboxMessage.objects.using("concerts").filter(correlation_id=str(rows_everywhere.id)).update(
+        traceparent=traceparent
+    )
+
+    # when its admin page is opened
+    page = staff_client.get(reverse("admin:concerts_reservation_change", args=[rows_everywhere.id])).content.decode()
+
+    # then it names the trace and the time from step to step
+    assert "trace id: <code>0af7651916cd43dd8448eb211c80319c</code>" in page
+    assert "start" in page
+    assert re.search(r"\+\d+ ms", page)

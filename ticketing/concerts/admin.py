@@ -5,10 +5,10 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from ticketing.admin_base import ReadOnlyServiceModelAdmin, ServiceModelAdmin
-from ticketing.outbox.selectors import saga_timeline
+from ticketing.outbox.selectors import saga_timeline, saga_trace_id
 
 from .models import Concert, Performance, Reservation, Seat
 from .services import DB
@@ -67,8 +67,15 @@ class ReservationAdmin(ReadOnlyServiceModelAdmin):
     @admin.display(description="Saga timeline (outbox and inbox rows of every service)")
     def timeline(self, obj: Reservation) -> str:
         rows = saga_timeline(correlation_id=str(obj.id))
-        return format_html_join(
+        trace_id = saga_trace_id(rows) or "none (tracing off)"
+        steps = format_html_join(
             "\n",
-            "<div>{} &nbsp; <b>{}</b> &nbsp; {} {} &nbsp; {}</div>",
-            ((r.at, r.service, r.kind, r.event, r.detail) for r in rows),
+            "<div>{} &nbsp; {} &nbsp; <b>{}</b> &nbsp; {} {} &nbsp; {}</div>",
+            ((r.at, gap(r.since_previous), r.service, r.kind, r.event, r.detail) for r in rows),
         )
+        return format_html("<div>trace id: <code>{}</code></div>\n{}", trace_id, steps)
+
+
+def gap(seconds: float | None) -> str:
+    """The time since the saga's previous step, as the timeline shows it."""
+    return "start" if seconds is None else f"+{seconds * 1000:.0f} ms" if seconds < 10 else f"+{seconds:.1f} s"

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ConcertsConfig(AppConfig):
     name = "ticketing.concerts"
     label = "concerts"
+
+    def ready(self) -> None:
+        from ticketing.observability import gauges
+
+        from .selectors import saga_gauge_samples
+
+        gauges.register("sagas", saga_gauge_samples)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import CharField, Count, Prefetch, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from ticketing.observability.gauges import Sample
 from ticketing.outbox.selectors import dead_aggregate_ids
 
 from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
@@ -87,3 +90,17 @@ def reservations_undeliverable() -> QuerySet[Reservation]:
     dead = dead_aggregate_ids(using=DB, event="concert-reserve")
     pending = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING)
     return pending.annotate(ref=Cast("id", CharField())).filter(ref__in=dead).order_by("id")
+
+
+def saga_gauge_samples() -> Iterator[Sample]:
+    """For /metrics: how long the oldest PENDING saga has waited (the status-and-created index), and the hold."""
+    pending = Reservation.objects.using(DB).filter(status=ReservationStatus.PENDING)
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    yield Sample("ticketing_saga_oldest_pending_age_seconds", "Age of the oldest PENDING reservation.", {}, age)
+    yield Sample(
+        "ticketing_reservation_hold_seconds",
+        "How long a PENDING reservation may wait.",
+        {},
+        settings.RESERVATION_HOLD_SECONDS,
+    )

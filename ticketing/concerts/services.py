@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
 from . import waiting_room
@@ -126,6 +127,13 @@ def reservation_create(
     except IntegrityError as exc:  # a one-live-reservation-per-seat constraint: another booking won
         taken = dict.fromkeys(wanted, str(SeatStatus.HELD))
         raise SeatNotAvailable(taken, several=len(wanted) > 1) from exc
+    logger.info(
+        "reservation %s booked: seats %s, %s won",
+        reservation.id,
+        wanted,
+        reservation.amount,
+        extra={"correlation_id": str(reservation.id)},
+    )
     if performance.queue:
         transaction.on_commit(
             lambda: waiting_room_tell(waiting_room.queue_booking_started, performance.id, user_id), using=DB
@@ -179,6 +187,7 @@ def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[i
         using=DB,
         aggregate_id=reservation.id,
     )
+    transaction.on_commit(metrics.saga_started, using=DB)
     return reservation
 
 
@@ -337,6 +346,12 @@ def public_reason(reason: str) -> str:
 
 def reservation_move(reservation: Reservation, target: str, step: str, reason: str = "") -> None:
     check_transition(RESERVATION_TRANSITIONS, reservation.status, target)
+    if reservation.status == ReservationStatus.PENDING:  # the saga ends here, whichever way
+        finished = partial(metrics.saga_finished, outcome=target, started_at=reservation.created_at)
+        transaction.on_commit(finished, using=DB)
+        logger.info(
+            "reservation %s %s %s", reservation.id, target, reason or "", extra={"correlation_id": str(reservation.id)}
+        )
     reservation.status = target
     reservation.saga_step = step
     reservation.reason = public_reason(reason)

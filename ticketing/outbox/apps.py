@@ -5,3 +5,10 @@ class OutboxConfig(AppConfig):
     name = "ticketing.outbox"
     label = "outbox"
     verbose_name = "Outbox and inbox"
+
+    def ready(self) -> None:
+        from ticketing.observability import gauges
+
+        from .selectors import outbox_gauge_samples
+
+        gauges.register("outbox", outbox_gauge_samples)

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
+from ticketing.observability.events import consuming
+
 from .backoff import jittered_backoff
 from .models import InboxMessage, Redelivery
 from .publish import current_envelope
@@ -42,11 +44,11 @@ def consume(envelope: Any, *, using: str, handlers: Mapping[str, Handler]) -> bo
         raise MalformedEvent(f"no handler for event {event!r} in {using}")
     token = current_envelope.set(envelope)
     try:
-        with transaction.atomic(using=using):
+        with consuming(envelope, using=using) as consumption, transaction.atomic(using=using):
             if not record_in_inbox(
                 event_id=event_id, event=event, correlation_id=envelope["correlation_id"], using=using
             ):
-                logger.info("%s: %s %s already consumed", using, event, event_id)
+                consumption.duplicate = True
                 return False
             try:
                 handler(payload)

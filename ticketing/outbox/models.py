@@ -40,6 +40,7 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
+    traceparent = models.CharField(max_length=55, blank=True, default="", help_text="W3C trace context of the saga.")
 
     class Meta:
         ordering = ["id"]
@@ -79,6 +80,7 @@ class OutboxMessage(models.Model):
             "aggregate_id": self.aggregate_id,
             "correlation_id": self.correlation_id,
             "causation_id": str(self.causation_id) if self.causation_id else None,
+            "traceparent": self.traceparent or None,
             "payload": self.payload,
         }
 
@@ -128,7 +130,11 @@ class DeadLetter(models.Model):
     class Meta:
         ordering = ["-created_at"]
         permissions = [("replay_deadletter", "Can replay dead letters to their consumer")]
-        indexes = [models.Index(fields=["created_at"], name="deadletter_created_idx")]
+        indexes = [
+            models.Index(fields=["created_at"], name="deadletter_created_idx"),
+            # /metrics counts the letters not replayed yet.
+            models.Index(fields=["created_at"], name="deadletter_open_idx", condition=Q(replayed_at__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         return f"dead {self.event} {self.event_id}"

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from ticketing.observability.tracing import current_traceparent
+
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def publish(
         aggregate_id=str(aggregate_id),
         correlation_id=str(correlation_id),
         causation_id=cause["event_id"] if cause else None,
+        traceparent=current_traceparent(),
     )
     backend(settings.OUTBOX_PUBLISH_BACKEND)(message, using)
     return message

@@ -26,6 +26,8 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ticketing.observability import metrics, tracing
+
 from .backoff import jittered_backoff
 from .broker import BrokerUnavailable, Outgoing, publish_batch
 from .models import OutboxMessage, OutboxState
@@ -162,7 +164,9 @@ def publish_claim(claim: Claim) -> int:
             refused.setdefault(row.id, refusal)
     for refusal, ids in group_by_reason(refused).items():
         record_failure(claim, [row for row in rows if row.id in ids], error=refusal)
-    return mark_sent(claim, [row.id for row in rows if row.id not in refused])
+    sent = mark_sent(claim, [row.id for row in rows if row.id not in refused])
+    metrics.relay_batch(database=claim.using, claimed=len(claim.rows), sent=sent)
+    return sent
 
 
 def group_by_reason(refused: dict[int, str]) -> dict[str, set[int]]:
@@ -176,6 +180,10 @@ def messages_of(row: OutboxMessage) -> list[Outgoing]:
     """One message per queue that consumes the row's event."""
     queues = settings.OUTBOX_EVENT_ROUTES[row.event]
     headers = {"correlation_id": row.correlation_id, "event_id": str(row.event_id)}
+    if row.traceparent:  # the relay's hop joins the saga's trace; the headers carry it to the consumer
+        headers |= tracing.relay_span_headers(
+            traceparent=row.traceparent, event=row.event, database=row._state.db or "", committed_at=row.created_at
+        )
     return [Outgoing(queue, row.envelope(), headers) for queue in queues]
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from .models import InboxMessage, OutboxMessage, OutboxState
+from ticketing.observability.gauges import Sample
+from ticketing.observability.tracing import trace_id_of
+
+from .models import DeadLetter, InboxMessage, OutboxMessage, OutboxState
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,8 @@ class TimelineRow:
     kind: str
     event: str
     detail: str
+    trace_id: str = ""
+    since_previous: float | None = None  # seconds since the row before it in the saga
 
 
 def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
@@ -26,10 +33,20 @@ def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
     for service, alias in settings.SERVICE_DATABASES.items():
         for out in OutboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
             detail = f"{out.state}, attempts {out.attempts} {out.last_error}".strip()
-            rows.append(TimelineRow(out.created_at, service, "published", out.event, detail))
+            trace_id = trace_id_of(out.traceparent)
+            rows.append(TimelineRow(out.created_at, service, "published", out.event, detail, trace_id))
         for inbox in InboxMessage.objects.using(alias).filter(correlation_id=correlation_id):
             rows.append(TimelineRow(inbox.received_at, service, "consumed", inbox.event, str(inbox.event_id)))
-    return sorted(rows, key=lambda row: row.at)
+    rows.sort(key=lambda row: row.at)
+    return [
+        replace(row, since_previous=(row.at - previous.at).total_seconds()) if previous else row
+        for previous, row in zip([None, *rows], rows, strict=False)
+    ]
+
+
+def saga_trace_id(timeline: list[TimelineRow]) -> str:
+    """The saga's trace id (what to search for in the tracing UI), "" when tracing was off."""
+    return next((row.trace_id for row in timeline if row.trace_id), "")
 
 
 def dead_aggregate_ids(*, using: str, event: str) -> QuerySet[OutboxMessage, str]:
@@ -40,3 +57,24 @@ def dead_aggregate_ids(*, using: str, event: str) -> QuerySet[OutboxMessage, str
     """
     rows = OutboxMessage.objects.using(using).filter(event=event, state=OutboxState.DEAD).order_by()
     return rows.values_list("aggregate_id", flat=True)
+
+
+def outbox_gauge_samples() -> Iterator[Sample]:
+    """Backlog of every service database for /metrics: each figure one index lookup or index-only count."""
+    now = timezone.now()
+    for alias in settings.DATABASES:
+        label = {"database": alias}
+        outbox = OutboxMessage.objects.using(alias)
+        pending = outbox.filter(state=OutboxState.PENDING)
+        oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+        age = (now - oldest).total_seconds() if oldest else 0.0
+        dead_letters = DeadLetter.objects.using(alias).filter(replayed_at__isnull=True).count()
+        yield Sample("ticketing_outbox_pending", "Outbox rows not sent yet.", label, pending.count())
+        yield Sample("ticketing_outbox_oldest_pending_age_seconds", "Age of the oldest unsent row.", label, age)
+        yield Sample(
+            "ticketing_outbox_dead",
+            "Outbox rows given up on (replay them in the admin).",
+            label,
+            outbox.filter(state=OutboxState.DEAD).count(),
+        )
+        yield Sample("ticketing_dead_letters", "Consumed messages set aside, not replayed yet.", label, dead_letters)
