@@ -43,20 +43,25 @@ class EmbeddedStack(Workers):
         super().__init__(log_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The waiting room's in-memory server (as in the Procfile), on a port of this run's own.
+        self.env["QUEUE_EMBEDDED_PORT"] = str(free_port())
 
     def command(self, name: str) -> list[str]:
         if name == "web":
             gunicorn = [sys.executable, "-m", "gunicorn", "ticketing.wsgi", "--workers", "2"]
             return [*gunicorn, "--bind", f"127.0.0.1:{self.port}", "--access-logfile", "-"]
+        if name == "waitingroom":
+            return [sys.executable, "manage.py", "waiting_room_server"]
         return super().command(CONSUMERS.get(name, name))
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        if name != "web":
+        ready = {"web": self.answers, "waitingroom": lambda: "in-memory Redis protocol" in self.log(name)}.get(name)
+        if ready is None:
             return super().start(name)
         process = self.processes[name] = self.spawn(name, self.command(name))
-        wait_for(lambda: self.answers() or process.poll() is not None, timeout=30, what="the web server")
+        wait_for(lambda: ready() or process.poll() is not None, timeout=30, what=f"the {name} process")
         if process.poll() is not None:
-            raise RuntimeError(f"the web server did not start:\n{self.log(name)[-3000:]}")
+            raise RuntimeError(f"the {name} process did not start:\n{self.log(name)[-3000:]}")
         return process
 
     def answers(self) -> bool:
@@ -83,7 +88,7 @@ def embedded_environment() -> None:
 @pytest.fixture(scope="session")
 def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     pool = EmbeddedStack(tmp_path_factory.mktemp("stack"))
-    for name in (*CONSUMERS, "relay", "beat", "web"):
+    for name in ("waitingroom", *CONSUMERS, "relay", "beat", "web"):
         pool.start(name)
     yield pool
     pool.stop_all()

@@ -44,7 +44,7 @@ def test_a_burst_from_four_writers_reaches_two_consumers_with_nothing_lost(healt
     assert not DeadLetter.objects.using("payments").exists()
     # and both consumer processes took their share from the one queue folder
     handled = {
-        name: len(re.findall(r"payments\.handle_event\[\S+\] succeeded", healthy.log(name)))
+        name: len(re.findall(r"payments: consumed user-registered", healthy.log(name)))
         for name in ("payments", "payments-2")
     }
     assert all(handled.values()), handled
