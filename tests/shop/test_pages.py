@@ -252,3 +252,82 @@ def test_a_system_cancellation_says_why_in_plain_words(
     assert status["terminal"] is True
     assert "시스템에 의해 예매가 취소되었습니다" in status["html"]
     assert words in status["html"]
+
+
+def test_a_booking_of_several_seats_shows_every_seat_on_its_page_and_in_my_bookings(
+    make_user: Any, performance: Any
+) -> None:
+    # given a person's booking of two seats, through the API as the seat map sends it
+    client = logged_in(make_user())
+    seats = [seat_of(performance, "S-05"), seat_of(performance, "S-06")]
+    booked = client.post(
+        "/api/reservations/",
+        json.dumps({"seat_ids": [s.id for s in seats]}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=csrf_of(client),
+        HTTP_IDEMPOTENCY_KEY=unique("two-seats"),
+    )
+    assert booked.status_code == 202, booked.content
+
+    # when they open the booking and their bookings, then both seats are named on each
+    page = client.get(f"/bookings/{booked.json()['id']}/").content.decode()
+    bookings = client.get("/bookings/").content.decode()
+    assert "S-05 (S)" in page and "S-06 (S)" in page
+    assert "S-05, S-06" in bookings
+
+
+def test_the_seat_map_lets_a_person_choose_up_to_the_seat_limit(
+    browser_client: Client, performance: Any, settings: Any
+) -> None:
+    # given a seat limit of 3
+    settings.MAX_SEATS_PER_USER = 3
+
+    # when the seat map is shown, then it allows that many seats
+    page = browser_client.get(f"/performances/{performance.id}/").content.decode()
+    assert 'data-max-seats="3"' in page
+
+
+def test_a_taken_seat_is_named_in_the_409_by_id(make_user: Any, performance: Any) -> None:
+    # given a seat another person holds
+    taken, free = seat_of(performance, "S-07"), seat_of(performance, "S-08")
+    Seat.objects.using("concerts").filter(pk=taken.id).update(status="HELD")
+    client = logged_in(make_user())
+
+    # when a booking of it and a free seat is refused
+    refused = client.post(
+        "/api/reservations/",
+        json.dumps({"seat_ids": [free.id, taken.id]}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=csrf_of(client),
+        HTTP_IDEMPOTENCY_KEY=unique("taken"),
+    )
+
+    # then the answer names the taken seat by id, so the seat map can drop it from the choice
+    assert refused.status_code == 409
+    assert [int(i) for i in refused.json()["seat_ids"]] == [taken.id]
+    assert "nothing was held" in refused.json()["detail"]
+
+
+def test_the_seat_limit_409_says_the_limit(make_user: Any, performance: Any, settings: Any) -> None:
+    # given a limit of two seats per person, one of which the person holds already
+    settings.MAX_SEATS_PER_USER = 2
+    client = logged_in(make_user())
+    token = csrf_of(client)
+
+    def book(*labels: str) -> Any:
+        body = json.dumps({"seat_ids": [seat_of(performance, label).id for label in labels]})
+        return client.post(
+            "/api/reservations/",
+            body,
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=token,
+            HTTP_IDEMPOTENCY_KEY=unique("limit"),
+        )
+
+    assert book("S-09").status_code == 202
+
+    # when they book two more, then the 409 carries the limit
+    refused = book("S-10", "S-11")
+    assert refused.status_code == 409
+    assert int(refused.json()["limit"]) == 2
+    assert "MAX_SEATS_PER_USER" in refused.json()["detail"]

@@ -36,8 +36,6 @@ from .pages import shop_page
 from .progress import booking_progress
 
 SEATS_PER_ROW = 12
-# One seat per booking today; the seat map already keeps a set of selected seats.
-MAX_SEATS_PER_BOOKING = 1
 
 
 def user_id_of(request: HttpRequest) -> int:
@@ -96,7 +94,7 @@ def performance_detail(request: HttpRequest, performance_id: int) -> HttpRespons
         "grades": grades,
         "seats_left": concerts.seats_left_by_grade(performance_ids=[performance.id])[performance.id],
         "idempotency_key": uuid.uuid4().hex,
-        "max_seats": MAX_SEATS_PER_BOOKING,
+        "max_seats": settings.MAX_SEATS_PER_USER,
     }
     return render(request, "shop/performance.html", context)
 
@@ -160,7 +158,7 @@ def booking_detail(request: HttpRequest, reservation_id: int) -> HttpResponse:
     context = {
         "reservation": reservation,
         "progress": progress,
-        "seat": seat,
+        "seats": [line.seat for line in reservation.lines.all()] or [seat],
         "performance": seat.performance,
         "concert": seat.performance.concert,
         "idempotency_key": uuid.uuid4().hex,

@@ -119,8 +119,8 @@
         button.classList.remove("selected");
       } else {
         if (selected.size >= maxSeats) {
-          const first = selected.values().next().value;
-          toggle(seats.get(first));
+          show(message, message.dataset.max);
+          return;
         }
         selected.add(id);
         button.setAttribute("aria-pressed", "true");
@@ -220,6 +220,28 @@
       }
     }
 
+    // A 409 names the seats taken meanwhile (they leave the choice, the rest stays chosen), or else a
+    // rule such as the seats-per-user limit refused the booking (its detail says which).
+    function conflict(data) {
+      const taken = data && Array.isArray(data.seat_ids) ? data.seat_ids.map(Number) : [];
+      if (data && data.limit) {
+        show(message, message.dataset.limit);
+        return;
+      }
+      if (!taken.length) {
+        show(message, message.dataset.refused + " " + detailOf(data));
+        return;
+      }
+      const labels = taken.map(function (id) {
+        const seat = seats.get(id);
+        if (seat && selected.has(id)) {
+          toggle(seat);
+        }
+        return seat ? seat.dataset.label : String(id);
+      });
+      show(message, message.dataset.takenSeats + " " + labels.join(", "));
+    }
+
     async function book() {
       hide(message);
       const ids = Array.from(selected).sort(function (a, b) {
@@ -229,17 +251,17 @@
       render();
       const key = root.dataset.idempotencyKey + "-" + ids.join("-");
       try {
-        const result = await postJSON(root.dataset.bookUrl, { seat_id: ids[0] }, key);
+        const result = await postJSON(root.dataset.bookUrl, { seat_ids: ids }, key);
         if (result.status === 202 || result.status === 200) {
           window.location.assign(root.dataset.bookingUrl.replace("/0/", "/" + result.data.id + "/"));
           return;
         }
         if (result.status === 409) {
-          show(message, message.dataset.taken);
-          ids.forEach(function (id) {
-            toggle(seats.get(id));
-          });
+          conflict(result.data);
           poll();
+        } else if (result.status === 403 && root.dataset.queueUrl) {
+          window.location.assign(root.dataset.queueUrl + "?ended=1");
+          return;
         } else if (result.status === 404) {
           show(message, message.dataset.notFound);
         } else if (result.status === 400 || result.status === 422) {
