@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from tests.conftest import PASSWORD, all_databases, unique
 from tests.saga.conftest import wait_for
@@ -331,3 +333,43 @@ def test_the_seat_limit_409_says_the_limit(make_user: Any, performance: Any, set
     assert refused.status_code == 409
     assert int(refused.json()["limit"]) == 2
     assert "MAX_SEATS_PER_USER" in refused.json()["detail"]
+
+
+def test_before_the_opening_the_page_shows_the_opening_time_instead_of_a_seat_map(
+    browser_client: Client, performance: Any
+) -> None:
+    # given a performance whose sales open in an hour
+    performance.sales_open_at = timezone.now() + timedelta(hours=1)
+    performance.save(using="concerts")
+
+    # when its page is shown, then it counts down to the opening and has no seat map
+    page = browser_client.get(f"/performances/{performance.id}/").content.decode()
+    assert 'id="sales-opening"' in page
+    assert "아직 예매가 열리지 않았습니다" in page
+    assert 'id="seatmap"' not in page
+
+
+def test_a_queued_performance_shows_the_waiting_room_and_keeps_the_seat_map_for_the_admitted(
+    make_user: Any, performance: Any
+) -> None:
+    # given a performance with a waiting room
+    performance.queue = True
+    performance.save(using="concerts")
+
+    # when a person opens its page
+    page = logged_in(make_user()).get(f"/performances/{performance.id}/").content.decode()
+
+    # then the waiting room is shown, and the seat map is hidden until an admission
+    assert 'id="waiting-room"' in page
+    assert f'data-queue-url="/api/performances/{performance.id}/queue/"' in page
+    assert 'id="seatmap" class="seatmap" aria-labelledby="seatmap-title" hidden data-queued="true"' in page
+
+
+def test_an_ended_admission_is_said_on_the_waiting_room(make_user: Any, performance: Any) -> None:
+    # given a queued performance
+    performance.queue = True
+    performance.save(using="concerts")
+
+    # when the seat map sends a person back after a 403, then the room says their time ended
+    page = logged_in(make_user()).get(f"/performances/{performance.id}/?ended=1").content.decode()
+    assert "예매 가능 시간이 끝났습니다" in page

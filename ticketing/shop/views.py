@@ -23,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -95,8 +96,18 @@ def performance_detail(request: HttpRequest, performance_id: int) -> HttpRespons
         "seats_left": concerts.seats_left_by_grade(performance_ids=[performance.id])[performance.id],
         "idempotency_key": uuid.uuid4().hex,
         "max_seats": settings.MAX_SEATS_PER_USER,
+        "sales_not_open": not performance.queue and sales_not_open(performance),
+        "admission_ended": "ended" in request.GET,
+        # For the waiting room's estimate: at most this many are admitted at once, each for this long.
+        "queue_active_users": settings.QUEUE_ACTIVE_USERS,
+        "queue_admission_seconds": settings.QUEUE_ADMISSION_SECONDS,
     }
     return render(request, "shop/performance.html", context)
+
+
+def sales_not_open(performance: Any) -> bool:
+    """Before the opening the page shows the time and a countdown; the booking itself checks the same."""
+    return bool(performance.sales_open_at and timezone.now() < performance.sales_open_at)
 
 
 SEAT_STATUS_CACHE_SECONDS = 1.0

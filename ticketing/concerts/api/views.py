@@ -100,9 +100,9 @@ class ReservationListView(APIView):
                 raise exceptions.NotFound(f"No seat with id {exc.args[0]}.") from exc
             except services.SeatNotAvailable as exc:
                 # The seats by id too, so that a client can drop them from its choice.
-                raise Conflict({"detail": str(exc), "seat_ids": sorted(exc.taken)}) from exc
+                raise Conflict({"detail": str(exc), "seat_ids": [str(i) for i in sorted(exc.taken)]}) from exc
             except services.SeatLimitReached as exc:
-                raise Conflict({"detail": str(exc), "limit": settings.MAX_SEATS_PER_USER}) from exc
+                raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
             except services.BookingRefused as exc:
                 raise Conflict(str(exc)) from exc
             except services.NotAdmitted as exc:
