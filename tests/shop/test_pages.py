@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tests.conftest import PASSWORD, all_databases, unique
+from tests.conftest import PASSWORD, all_databases, new_client, unique
 from tests.saga.conftest import wait_for
 from ticketing.accounts.models import User
 from ticketing.concerts.models import Reservation, Seat
@@ -22,7 +22,8 @@ pytestmark = [all_databases]
 
 @pytest.fixture
 def browser_client() -> Client:
-    return Client(enforce_csrf_checks=True)
+    """A browser of its own address, so that the per-address sign-up rate never leaks between tests."""
+    return Client(enforce_csrf_checks=True, REMOTE_ADDR=new_client().defaults["REMOTE_ADDR"])
 
 
 def logged_in(user: User) -> Client:
@@ -373,3 +374,42 @@ def test_an_ended_admission_is_said_on_the_waiting_room(make_user: Any, performa
     # when the seat map sends a person back after a 403, then the room says their time ended
     page = logged_in(make_user()).get(f"/performances/{performance.id}/?ended=1").content.decode()
     assert "예매 가능 시간이 끝났습니다" in page
+
+
+def shop_signup(client: Client, username: str) -> Any:
+    return client.post(
+        "/signup/", {"username": username, "password": PASSWORD}, HTTP_X_CSRFTOKEN=csrf_of(client, "/signup/")
+    )
+
+
+def test_shop_signups_past_the_rate_of_an_address_are_a_429_with_retry_after(
+    browser_client: Client, settings: Any
+) -> None:
+    # given an address that signed up on the shop as often as its rate allows
+    settings.SIGNUP_RATE_PER_ADDRESS = "2/min"
+    for _ in range(2):
+        assert shop_signup(browser_client, unique("kim")).status_code == 302
+
+    # when it signs up once more
+    username = unique("kim")
+    response = shop_signup(browser_client, username)
+
+    # then the page says to wait, with Retry-After, and no account was made
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert "가입 요청이 너무 많습니다" in response.content.decode()
+    assert not User.objects.using("default").filter(username=username).exists()
+
+
+def test_the_shop_and_the_api_count_sign_ups_on_one_counter(browser_client: Client, settings: Any) -> None:
+    # given an address that used its sign-up rate through the API
+    settings.SIGNUP_RATE_PER_ADDRESS = "1/min"
+    api = new_client()
+    api.defaults["REMOTE_ADDR"] = browser_client.defaults["REMOTE_ADDR"]
+    assert (
+        api.post("/api/auth/signup/", {"username": unique("kim"), "password": PASSWORD}, format="json").status_code
+        == 201
+    )
+
+    # when the same address signs up on the shop, then it is refused
+    assert shop_signup(browser_client, unique("kim")).status_code == 429

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ticketing.accounts import services as accounts
+from ticketing.api import SignupThrottle, throttle_wait
 from ticketing.concerts import selectors as concerts
 from ticketing.payments import selectors as payments
 
@@ -230,6 +232,12 @@ def next_url(request: HttpRequest) -> str:
 @shop_page
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
+    if request.method == "POST" and (wait := throttle_wait(SignupThrottle(), request)) is not None:
+        # The API's sign-up throttle, on the same counter: the pages are no way around it.
+        form.add_error(None, _("Too many sign-ups from your network. Please try again later."))
+        response = render(request, "shop/signup.html", {"form": form, "next": next_url(request)}, status=429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     if request.method == "POST" and form.is_valid():
         try:
             user = accounts.user_register(**form.cleaned_data)
