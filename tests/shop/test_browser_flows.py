@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from tests.conftest import PASSWORD, ROOT, saga, unique
 from tests.saga.conftest import book, settled, wait_for
 from ticketing.accounts.models import User
+from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Performance, Reservation, Seat
 from ticketing.payments.models import Wallet
 
@@ -340,3 +341,55 @@ def test_in_the_waiting_room_a_person_sees_their_place_and_books_once_admitted(
     book_in_page(person.page, seat_of(performance, "S-02"))
     expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
     person.snap("3-confirmed")
+
+
+@override_settings(QUEUE_ADMISSION_SECONDS=2)
+def test_an_admission_that_ended_sends_the_person_back_to_the_queue(
+    visitor: Any, performance: Any, make_user: Any
+) -> None:
+    # given a person admitted from the waiting room for two seconds, with a seat chosen
+    Performance.objects.using("concerts").filter(pk=performance.id).update(queue=True)
+    person = visitor(make_user())
+    person.go(f"/performances/{performance.id}/")
+    person.page.get_by_role("button", name="대기열 들어가기").click()
+    expect(person.page.locator("#seatmap")).to_be_visible()
+    seat_button(person.page, seat_of(performance, "S-03")).click()
+
+    # when they book after the admission ended
+    wait_for(lambda: not queue_admitted(performance.id, person), what="the admission to end")
+    person.page.locator("#book").click()
+
+    # then the page is the waiting room again, saying why, and nothing was booked
+    expect(person.page.locator("#ended")).to_contain_text("예매 가능 시간이 끝났습니다")
+    expect(person.page.get_by_role("button", name="대기열 들어가기")).to_be_visible()
+    person.snap("1-ended")
+    assert not Reservation.objects.using("concerts").filter(seat=seat_of(performance, "S-03")).exists()
+
+
+def queue_admitted(performance_id: int, person: Any) -> bool:
+    return bool(person.page.evaluate(f"fetch('/api/performances/{performance_id}/queue/').then(r => r.ok)"))
+
+
+def test_the_waiting_room_says_when_the_queue_is_unavailable_and_retries(
+    visitor: Any, performance: Any, make_user: Any
+) -> None:
+    # given a queued performance whose queue (Redis) does not answer: a closed port
+    Performance.objects.using("concerts").filter(pk=performance.id).update(queue=True)
+    person = visitor(make_user())
+    with override_settings(QUEUE_REDIS_URL="redis://127.0.0.1:1/0"):
+        waiting_room._client.cache_clear()
+        waiting_room._script.cache_clear()
+        try:
+            # when the person opens the waiting room
+            person.go(f"/performances/{performance.id}/")
+
+            # then it says the queue is unavailable and when it tries again
+            expect(person.page.locator("#queue-message")).to_contain_text("5초 후에 다시 시도합니다")
+            person.snap("1-unavailable")
+        finally:
+            waiting_room._client.cache_clear()
+            waiting_room._script.cache_clear()
+
+    # and once the queue answers again, the page offers to join by itself
+    expect(person.page.get_by_role("button", name="대기열 들어가기")).to_be_visible()
+    expect(person.page.locator("#queue-message")).to_be_hidden()

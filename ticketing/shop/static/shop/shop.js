@@ -409,6 +409,7 @@
           showPlace(result.data);
         } else if (result.status === 404) {
           // Not in the line (never joined, or the admission ended): offer to join.
+          hide(message);
           if (joinButton) {
             joinButton.hidden = false;
             joinButton.disabled = false;
