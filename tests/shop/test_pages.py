@@ -296,19 +296,26 @@ def test_a_taken_seat_is_named_in_the_409_by_id(make_user: Any, performance: Any
     Seat.objects.using("concerts").filter(pk=taken.id).update(status="HELD")
     client = logged_in(make_user())
 
-    # when a booking of it and a free seat is refused
-    refused = client.post(
-        "/api/reservations/",
-        json.dumps({"seat_ids": [free.id, taken.id]}),
-        content_type="application/json",
-        HTTP_X_CSRFTOKEN=csrf_of(client),
-        HTTP_IDEMPOTENCY_KEY=unique("taken"),
-    )
+    # when a booking of it and a free seat is refused (and sent again with the same key)
+    key, token = unique("taken"), csrf_of(client)
+
+    def book() -> Any:
+        body = json.dumps({"seat_ids": [free.id, taken.id]})
+        return client.post(
+            "/api/reservations/",
+            body,
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=token,
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+
+    refused, again = book(), book()
 
     # then the answer names the taken seat by id, so the seat map can drop it from the choice
     assert refused.status_code == 409
     assert [int(i) for i in refused.json()["seat_ids"]] == [taken.id]
     assert "nothing was held" in refused.json()["detail"]
+    assert (again.status_code, again.json()) == (409, refused.json())
 
 
 def test_the_seat_limit_409_says_the_limit(make_user: Any, performance: Any, settings: Any) -> None:
