@@ -29,7 +29,7 @@ EMBEDDED_TEST_ENV := env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PA
 
 # Only `make run` (with the steps it runs) and the checks may use the development defaults (DEBUG on,
 # a public SECRET_KEY); set DEBUG=0 and a SECRET_KEY to run the real thing through the same command.
-migrate demo run check-types: export TICKETING_DEV ?= 1
+migrate demo run check-types messages: export TICKETING_DEV ?= 1
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)

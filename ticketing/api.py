@@ -237,6 +237,20 @@ class AddressRateThrottle(SettingRateThrottle):
         return client_address(request)
 
 
+class SignupThrottle(AddressRateThrottle):
+    """Sign-ups per client address: the API's and the shop's sign-up forms count on this one counter."""
+
+    scope = "signup"
+    rate_setting = "SIGNUP_RATE_PER_ADDRESS"
+
+
+def throttle_wait(throttle: SettingRateThrottle, request: HttpRequest | Request) -> float | None:
+    """Apply a throttle outside DRF (a page's form): None when allowed, else the seconds to wait."""
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
+        return None
+    return throttle.wait() or 1.0
+
+
 class UserRateThrottle(SettingRateThrottle):
     """Counts per authenticated user (the token's user id)."""
 

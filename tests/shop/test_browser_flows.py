@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.test import override_settings
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD, saga, unique
+from tests.conftest import PASSWORD, ROOT, saga, unique
 from tests.saga.conftest import book, settled, wait_for
 from ticketing.accounts.models import User
-from ticketing.concerts.models import Reservation, Seat
+from ticketing.concerts import waiting_room
+from ticketing.concerts.models import Performance, Reservation, Seat
 from ticketing.payments.models import Wallet
 
 from .conftest import seat_button, seat_of
 
 pytestmark = [saga]
+
+# The waiting room as the README shows it (refreshed by the test that walks through it).
+WAITING_ROOM_SCREENSHOT = ROOT / "docs" / "shop-waiting-room.png"
 
 
 def balance_of(user_id: int) -> int:
@@ -270,3 +275,121 @@ def test_a_retry_after_a_lost_answer_books_once(
     expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
     assert Reservation.objects.using("concerts").filter(user_id=user.id).count() == 1
     assert balance_of(user.id) == 70_000
+
+
+def test_a_person_books_two_seats_in_one_booking_and_sees_both_sold(
+    audited: None, visitor: Any, performance: Any, make_user: Any, fund: Any
+) -> None:
+    # given a funded person on the seat map
+    user = make_user()
+    fund(user.id, 100_000)
+    person = visitor(user)
+    seats = [seat_of(performance, "R-08"), seat_of(performance, "R-09")]
+    person.go(f"/performances/{performance.id}/")
+
+    # when they choose two seats and book them
+    for seat in seats:
+        seat_button(person.page, seat).click()
+    expect(person.page.locator("#choice-text")).to_contain_text("R-08")
+    expect(person.page.locator("#choice-text")).to_contain_text("R-09")
+    person.page.locator("#book").click()
+
+    # then one booking of both seats is confirmed, and the map shows both sold
+    expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
+    expect(person.page.locator(".facts")).to_contain_text("R-08 (R), R-09 (R)")
+    person.snap("1-confirmed")
+    assert Reservation.objects.using("concerts").filter(user_id=user.id).count() == 1
+    assert balance_of(user.id) == 20_000
+    person.page.get_by_role("link", name="좌석 배치도로 돌아가기").click()
+    for seat in seats:
+        expect(seat_button(person.page, seat)).to_have_attribute("data-status", "SOLD")
+    person.snap("2-both-sold")
+
+
+@override_settings(QUEUE_ACTIVE_USERS=1)
+def test_in_the_waiting_room_a_person_sees_their_place_and_books_once_admitted(
+    audited: None, visitor: Any, performance: Any, make_user: Any, fund: Any, client_for: Any
+) -> None:
+    # given a queued performance of one place, taken by someone who will book
+    Performance.objects.using("concerts").filter(pk=performance.id).update(queue=True)
+    queue = f"/api/performances/{performance.id}/queue/"
+    first = make_user()
+    fund(first.id, 100_000)
+    first_client = client_for(first)
+    assert first_client.post(queue).json()["admitted"] is True
+    # and a funded person on the performance's page
+    user = make_user()
+    fund(user.id, 100_000)
+    person = visitor(user)
+    person.go(f"/performances/{performance.id}/")
+    expect(person.page.locator("#seatmap")).to_be_hidden()
+
+    # when they join the queue, then they see their place and an estimated wait
+    person.page.get_by_role("button", name="대기열 들어가기").click()
+    expect(person.page.locator("#queue-place")).to_have_text("내 대기 순서: 1")
+    expect(person.page.locator("#queue-wait")).to_contain_text("예상 대기 시간")
+    person.snap("1-waiting")
+    WAITING_ROOM_SCREENSHOT.write_bytes(person.page.screenshot(full_page=True))
+
+    # when the one admitted books and the saga confirms it, the place passes on (the page polls)
+    assert settled(book(first_client, seat_of(performance, "S-01").id).json()["id"]).status == "CONFIRMED"
+    expect(person.page.locator("#queue-place")).to_contain_text("내 차례입니다")
+    expect(person.page.locator("#seatmap")).to_be_visible()
+    person.snap("2-admitted")
+
+    # then they book on the seat map and see it confirmed
+    book_in_page(person.page, seat_of(performance, "S-02"))
+    expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
+    person.snap("3-confirmed")
+
+
+@override_settings(QUEUE_ADMISSION_SECONDS=2)
+def test_an_admission_that_ended_sends_the_person_back_to_the_queue(
+    visitor: Any, performance: Any, make_user: Any
+) -> None:
+    # given a person admitted from the waiting room for two seconds, with a seat chosen
+    Performance.objects.using("concerts").filter(pk=performance.id).update(queue=True)
+    person = visitor(make_user())
+    person.go(f"/performances/{performance.id}/")
+    person.page.get_by_role("button", name="대기열 들어가기").click()
+    expect(person.page.locator("#seatmap")).to_be_visible()
+    seat_button(person.page, seat_of(performance, "S-03")).click()
+
+    # when they book after the admission ended
+    wait_for(lambda: not queue_admitted(performance.id, person), what="the admission to end")
+    person.page.locator("#book").click()
+
+    # then the page is the waiting room again, saying why, and nothing was booked
+    expect(person.page.locator("#ended")).to_contain_text("예매 가능 시간이 끝났습니다")
+    expect(person.page.get_by_role("button", name="대기열 들어가기")).to_be_visible()
+    person.snap("1-ended")
+    assert not Reservation.objects.using("concerts").filter(seat=seat_of(performance, "S-03")).exists()
+
+
+def queue_admitted(performance_id: int, person: Any) -> bool:
+    return bool(person.page.evaluate(f"fetch('/api/performances/{performance_id}/queue/').then(r => r.ok)"))
+
+
+def test_the_waiting_room_says_when_the_queue_is_unavailable_and_retries(
+    visitor: Any, performance: Any, make_user: Any
+) -> None:
+    # given a queued performance whose queue (Redis) does not answer: a closed port
+    Performance.objects.using("concerts").filter(pk=performance.id).update(queue=True)
+    person = visitor(make_user())
+    with override_settings(QUEUE_REDIS_URL="redis://127.0.0.1:1/0"):
+        waiting_room._client.cache_clear()
+        waiting_room._script.cache_clear()
+        try:
+            # when the person opens the waiting room
+            person.go(f"/performances/{performance.id}/")
+
+            # then it says the queue is unavailable and when it tries again
+            expect(person.page.locator("#queue-message")).to_contain_text("5초 후에 다시 시도합니다")
+            person.snap("1-unavailable")
+        finally:
+            waiting_room._client.cache_clear()
+            waiting_room._script.cache_clear()
+
+    # and once the queue answers again, the page offers to join by itself
+    expect(person.page.get_by_role("button", name="대기열 들어가기")).to_be_visible()
+    expect(person.page.locator("#queue-message")).to_be_hidden()

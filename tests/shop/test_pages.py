@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from tests.conftest import PASSWORD, all_databases, unique
+from tests.conftest import PASSWORD, all_databases, new_client, unique
 from tests.saga.conftest import wait_for
 from ticketing.accounts.models import User
 from ticketing.concerts.models import Reservation, Seat
@@ -20,7 +22,8 @@ pytestmark = [all_databases]
 
 @pytest.fixture
 def browser_client() -> Client:
-    return Client(enforce_csrf_checks=True)
+    """A browser of its own address, so that the per-address sign-up rate never leaks between tests."""
+    return Client(enforce_csrf_checks=True, REMOTE_ADDR=new_client().defaults["REMOTE_ADDR"])
 
 
 def logged_in(user: User) -> Client:
@@ -252,3 +255,168 @@ def test_a_system_cancellation_says_why_in_plain_words(
     assert status["terminal"] is True
     assert "시스템에 의해 예매가 취소되었습니다" in status["html"]
     assert words in status["html"]
+
+
+def test_a_booking_of_several_seats_shows_every_seat_on_its_page_and_in_my_bookings(
+    make_user: Any, performance: Any
+) -> None:
+    # given a person's booking of two seats, through the API as the seat map sends it
+    client = logged_in(make_user())
+    seats = [seat_of(performance, "S-05"), seat_of(performance, "S-06")]
+    booked = client.post(
+        "/api/reservations/",
+        json.dumps({"seat_ids": [s.id for s in seats]}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=csrf_of(client),
+        HTTP_IDEMPOTENCY_KEY=unique("two-seats"),
+    )
+    assert booked.status_code == 202, booked.content
+
+    # when they open the booking and their bookings, then both seats are named on each
+    page = client.get(f"/bookings/{booked.json()['id']}/").content.decode()
+    bookings = client.get("/bookings/").content.decode()
+    assert "S-05 (S)" in page and "S-06 (S)" in page
+    assert "S-05, S-06" in bookings
+
+
+def test_the_seat_map_lets_a_person_choose_up_to_the_seat_limit(
+    browser_client: Client, performance: Any, settings: Any
+) -> None:
+    # given a seat limit of 3
+    settings.MAX_SEATS_PER_USER = 3
+
+    # when the seat map is shown, then it allows that many seats
+    page = browser_client.get(f"/performances/{performance.id}/").content.decode()
+    assert 'data-max-seats="3"' in page
+
+
+def test_a_taken_seat_is_named_in_the_409_by_id(make_user: Any, performance: Any) -> None:
+    # given a seat another person holds
+    taken, free = seat_of(performance, "S-07"), seat_of(performance, "S-08")
+    Seat.objects.using("concerts").filter(pk=taken.id).update(status="HELD")
+    client = logged_in(make_user())
+
+    # when a booking of it and a free seat is refused (and sent again with the same key)
+    key, token = unique("taken"), csrf_of(client)
+
+    def book() -> Any:
+        body = json.dumps({"seat_ids": [free.id, taken.id]})
+        return client.post(
+            "/api/reservations/",
+            body,
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=token,
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+
+    refused, again = book(), book()
+
+    # then the answer names the taken seat by id, so the seat map can drop it from the choice
+    assert refused.status_code == 409
+    assert [int(i) for i in refused.json()["seat_ids"]] == [taken.id]
+    assert "nothing was held" in refused.json()["detail"]
+    assert (again.status_code, again.json()) == (409, refused.json())
+
+
+def test_the_seat_limit_409_says_the_limit(make_user: Any, performance: Any, settings: Any) -> None:
+    # given a limit of two seats per person, one of which the person holds already
+    settings.MAX_SEATS_PER_USER = 2
+    client = logged_in(make_user())
+    token = csrf_of(client)
+
+    def book(*labels: str) -> Any:
+        body = json.dumps({"seat_ids": [seat_of(performance, label).id for label in labels]})
+        return client.post(
+            "/api/reservations/",
+            body,
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=token,
+            HTTP_IDEMPOTENCY_KEY=unique("limit"),
+        )
+
+    assert book("S-09").status_code == 202
+
+    # when they book two more, then the 409 carries the limit
+    refused = book("S-10", "S-11")
+    assert refused.status_code == 409
+    assert int(refused.json()["limit"]) == 2
+    assert "MAX_SEATS_PER_USER" in refused.json()["detail"]
+
+
+def test_before_the_opening_the_page_shows_the_opening_time_instead_of_a_seat_map(
+    browser_client: Client, performance: Any
+) -> None:
+    # given a performance whose sales open in an hour
+    performance.sales_open_at = timezone.now() + timedelta(hours=1)
+    performance.save(using="concerts")
+
+    # when its page is shown, then it counts down to the opening and has no seat map
+    page = browser_client.get(f"/performances/{performance.id}/").content.decode()
+    assert 'id="sales-opening"' in page
+    assert "아직 예매가 열리지 않았습니다" in page
+    assert 'id="seatmap"' not in page
+
+
+def test_a_queued_performance_shows_the_waiting_room_and_keeps_the_seat_map_for_the_admitted(
+    make_user: Any, performance: Any
+) -> None:
+    # given a performance with a waiting room
+    performance.queue = True
+    performance.save(using="concerts")
+
+    # when a person opens its page
+    page = logged_in(make_user()).get(f"/performances/{performance.id}/").content.decode()
+
+    # then the waiting room is shown, and the seat map is hidden until an admission
+    assert 'id="waiting-room"' in page
+    assert f'data-queue-url="/api/performances/{performance.id}/queue/"' in page
+    assert 'id="seatmap" class="seatmap" aria-labelledby="seatmap-title" hidden data-queued="true"' in page
+
+
+def test_an_ended_admission_is_said_on_the_waiting_room(make_user: Any, performance: Any) -> None:
+    # given a queued performance
+    performance.queue = True
+    performance.save(using="concerts")
+
+    # when the seat map sends a person back after a 403, then the room says their time ended
+    page = logged_in(make_user()).get(f"/performances/{performance.id}/?ended=1").content.decode()
+    assert "예매 가능 시간이 끝났습니다" in page
+
+
+def shop_signup(client: Client, username: str) -> Any:
+    return client.post(
+        "/signup/", {"username": username, "password": PASSWORD}, HTTP_X_CSRFTOKEN=csrf_of(client, "/signup/")
+    )
+
+
+def test_shop_signups_past_the_rate_of_an_address_are_a_429_with_retry_after(
+    browser_client: Client, settings: Any
+) -> None:
+    # given an address that signed up on the shop as often as its rate allows
+    settings.SIGNUP_RATE_PER_ADDRESS = "2/min"
+    for _ in range(2):
+        assert shop_signup(browser_client, unique("kim")).status_code == 302
+
+    # when it signs up once more
+    username = unique("kim")
+    response = shop_signup(browser_client, username)
+
+    # then the page says to wait, with Retry-After, and no account was made
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert "가입 요청이 너무 많습니다" in response.content.decode()
+    assert not User.objects.using("default").filter(username=username).exists()
+
+
+def test_the_shop_and_the_api_count_sign_ups_on_one_counter(browser_client: Client, settings: Any) -> None:
+    # given an address that used its sign-up rate through the API
+    settings.SIGNUP_RATE_PER_ADDRESS = "1/min"
+    api = new_client()
+    api.defaults["REMOTE_ADDR"] = browser_client.defaults["REMOTE_ADDR"]
+    assert (
+        api.post("/api/auth/signup/", {"username": unique("kim"), "password": PASSWORD}, format="json").status_code
+        == 201
+    )
+
+    # when the same address signs up on the shop, then it is refused
+    assert shop_signup(browser_client, unique("kim")).status_code == 429

@@ -34,7 +34,7 @@ def performance_seats(*, performance_id: int) -> QuerySet[Seat] | None:
 
 
 def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
-    lines = ReservationSeat.objects.using(DB).order_by("id")
+    lines = ReservationSeat.objects.using(DB).select_related("seat").order_by("id")  # seats named on pages
     return (
         Reservation.objects.using(DB)
         .filter(user_id=user_id)

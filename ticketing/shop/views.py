@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -23,11 +24,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ticketing.accounts import services as accounts
+from ticketing.api import SignupThrottle, throttle_wait
 from ticketing.concerts import selectors as concerts
 from ticketing.payments import selectors as payments
 
@@ -36,8 +39,6 @@ from .pages import shop_page
 from .progress import booking_progress
 
 SEATS_PER_ROW = 12
-# One seat per booking today; the seat map already keeps a set of selected seats.
-MAX_SEATS_PER_BOOKING = 1
 
 
 def user_id_of(request: HttpRequest) -> int:
@@ -96,9 +97,19 @@ def performance_detail(request: HttpRequest, performance_id: int) -> HttpRespons
         "grades": grades,
         "seats_left": concerts.seats_left_by_grade(performance_ids=[performance.id])[performance.id],
         "idempotency_key": uuid.uuid4().hex,
-        "max_seats": MAX_SEATS_PER_BOOKING,
+        "max_seats": settings.MAX_SEATS_PER_USER,
+        "sales_not_open": not performance.queue and sales_not_open(performance),
+        "admission_ended": "ended" in request.GET,
+        # For the waiting room's estimate: at most this many are admitted at once, each for this long.
+        "queue_active_users": settings.QUEUE_ACTIVE_USERS,
+        "queue_admission_seconds": settings.QUEUE_ADMISSION_SECONDS,
     }
     return render(request, "shop/performance.html", context)
+
+
+def sales_not_open(performance: Any) -> bool:
+    """Before the opening the page shows the time and a countdown; the booking itself checks the same."""
+    return bool(performance.sales_open_at and timezone.now() < performance.sales_open_at)
 
 
 SEAT_STATUS_CACHE_SECONDS = 1.0
@@ -160,7 +171,7 @@ def booking_detail(request: HttpRequest, reservation_id: int) -> HttpResponse:
     context = {
         "reservation": reservation,
         "progress": progress,
-        "seat": seat,
+        "seats": [line.seat for line in reservation.lines.all()] or [seat],
         "performance": seat.performance,
         "concert": seat.performance.concert,
         "idempotency_key": uuid.uuid4().hex,
@@ -221,6 +232,12 @@ def next_url(request: HttpRequest) -> str:
 @shop_page
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
+    if request.method == "POST" and (wait := throttle_wait(SignupThrottle(), request)) is not None:
+        # The API's sign-up throttle, on the same counter: the pages are no way around it.
+        form.add_error(None, _("Too many sign-ups from your network. Please try again later."))
+        response = render(request, "shop/signup.html", {"form": form, "next": next_url(request)}, status=429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     if request.method == "POST" and form.is_valid():
         try:
             user = accounts.user_register(**form.cleaned_data)

@@ -13,16 +13,11 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from ticketing.api import AddressRateThrottle, StrictCharField, client_address, errors, user_id_of
+from ticketing.api import SignupThrottle, StrictCharField, client_address, errors, user_id_of
 
 from .. import selectors, services
 from ..models import User
 from .serializers import AccessTokenSerializer, LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
-
-
-class SignupThrottle(AddressRateThrottle):
-    scope = "signup"
-    rate_setting = "SIGNUP_RATE_PER_ADDRESS"
 
 
 class SignupView(APIView):

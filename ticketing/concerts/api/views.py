@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -97,7 +98,12 @@ class ReservationListView(APIView):
                 reservation = services.reservation_create(user_id=user_id, seat_ids=seat_ids)
             except services.SeatNotFound as exc:
                 raise exceptions.NotFound(f"No seat with id {exc.args[0]}.") from exc
-            except (services.SeatNotAvailable, services.BookingRefused) as exc:
+            except services.SeatNotAvailable as exc:
+                # The seats by id too, so that a client can drop them from its choice.
+                raise Conflict({"detail": str(exc), "seat_ids": [str(i) for i in sorted(exc.taken)]}) from exc
+            except services.SeatLimitReached as exc:
+                raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
+            except services.BookingRefused as exc:
                 raise Conflict(str(exc)) from exc
             except services.NotAdmitted as exc:
                 raise exceptions.PermissionDenied(str(exc)) from exc

@@ -119,8 +119,8 @@
         button.classList.remove("selected");
       } else {
         if (selected.size >= maxSeats) {
-          const first = selected.values().next().value;
-          toggle(seats.get(first));
+          show(message, message.dataset.max);
+          return;
         }
         selected.add(id);
         button.setAttribute("aria-pressed", "true");
@@ -220,6 +220,28 @@
       }
     }
 
+    // A 409 names the seats taken meanwhile (they leave the choice, the rest stays chosen), or else a
+    // rule such as the seats-per-user limit refused the booking (its detail says which).
+    function conflict(data) {
+      const taken = data && Array.isArray(data.seat_ids) ? data.seat_ids.map(Number) : [];
+      if (data && data.limit) {
+        show(message, message.dataset.limit);
+        return;
+      }
+      if (!taken.length) {
+        show(message, message.dataset.refused + " " + detailOf(data));
+        return;
+      }
+      const labels = taken.map(function (id) {
+        const seat = seats.get(id);
+        if (seat && selected.has(id)) {
+          toggle(seat);
+        }
+        return seat ? seat.dataset.label : String(id);
+      });
+      show(message, message.dataset.takenSeats + " " + labels.join(", "));
+    }
+
     async function book() {
       hide(message);
       const ids = Array.from(selected).sort(function (a, b) {
@@ -229,17 +251,18 @@
       render();
       const key = root.dataset.idempotencyKey + "-" + ids.join("-");
       try {
-        const result = await postJSON(root.dataset.bookUrl, { seat_id: ids[0] }, key);
+        const result = await postJSON(root.dataset.bookUrl, { seat_ids: ids }, key);
         if (result.status === 202 || result.status === 200) {
           window.location.assign(root.dataset.bookingUrl.replace("/0/", "/" + result.data.id + "/"));
           return;
         }
         if (result.status === 409) {
-          show(message, message.dataset.taken);
-          ids.forEach(function (id) {
-            toggle(seats.get(id));
-          });
+          conflict(result.data);
           poll();
+        } else if (result.status === 403 && root.dataset.queued) {
+          // The admission ended: back to the waiting room, which says so.
+          window.location.assign(root.dataset.queuePage + "?ended=1");
+          return;
         } else if (result.status === 404) {
           show(message, message.dataset.notFound);
         } else if (result.status === 400 || result.status === 422) {
@@ -274,6 +297,167 @@
         poll();
       }
     }, 2000);
+  }
+
+  // --- Sales opening and the waiting room ----------------------------------------------------------
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const pad = function (n) {
+      return String(n).padStart(2, "0");
+    };
+    const days = Math.floor(s / 86400);
+    const clock = pad(Math.floor((s % 86400) / 3600)) + ":" + pad(Math.floor((s % 3600) / 60)) + ":" + pad(s % 60);
+    return days ? days + "d " + clock : clock;
+  }
+
+  function timeOfDay(iso) {
+    return new Date(iso).toLocaleTimeString(document.documentElement.lang || undefined, {
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  // Counts down to the opening and reloads the page then, which shows the seat map (or the queue's order).
+  function countdown(target, opensAt, onOpen) {
+    const opening = Date.parse(opensAt);
+    function tick() {
+      const left = (opening - Date.now()) / 1000;
+      target.textContent = duration(left);
+      if (left <= 0) {
+        window.clearInterval(timer);
+        onOpen();
+      }
+    }
+    const timer = window.setInterval(tick, 1000);
+    tick();
+  }
+
+  function salesOpening(root) {
+    countdown(document.getElementById("countdown"), root.dataset.opensAt, function () {
+      window.setTimeout(function () {
+        window.location.reload();
+      }, 1000);
+    });
+  }
+
+  function waitingRoom(root) {
+    const words = root.dataset;
+    const joinButton = document.getElementById("join");
+    const place = document.getElementById("queue-place");
+    const wait = document.getElementById("queue-wait");
+    const message = document.getElementById("queue-message");
+    const map = document.getElementById("seatmap");
+    const pollSeconds = 3;
+    let first = null; // the first place seen, to measure how fast the line moves
+    let timer = null;
+    let mapStarted = false;
+
+    function again(seconds) {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(status, seconds * 1000);
+    }
+
+    // The wait: from the line's measured movement once it moved, else from the admission rate
+    // (at most active-users admitted at once, each for at most admission-seconds).
+    function estimate(position) {
+      const now = Date.now();
+      if (first === null || position > first.position) {
+        first = { position: position, at: now };
+      }
+      const moved = first.position - position;
+      const perSecond =
+        moved > 0
+          ? moved / ((now - first.at) / 1000)
+          : Number(words.activeUsers) / Number(words.admissionSeconds);
+      const seconds = position / perSecond;
+      return seconds < 60 ? words.underMinute : words.minutes.replace("{n}", String(Math.ceil(seconds / 60)));
+    }
+
+    function showPlace(data) {
+      hide(message);
+      if (joinButton) {
+        joinButton.hidden = true;
+      }
+      if (data.admitted) {
+        show(place, words.admitted + " " + timeOfDay(data.admitted_until) + ".");
+        place.classList.add("admitted");
+        hide(wait);
+        map.hidden = false;
+        if (!mapStarted) {
+          mapStarted = true;
+          seatMap(map);
+        }
+        return;
+      }
+      if (data.position === null) {
+        show(place, words.preQueue);
+        if (data.opens_at) {
+          show(wait, words.opensIn + " " + duration((Date.parse(data.opens_at) - Date.now()) / 1000));
+        }
+      } else {
+        show(place, words.position + " " + data.position);
+        show(wait, words.wait + " " + estimate(data.position));
+      }
+      again(pollSeconds);
+    }
+
+    async function answer(request) {
+      try {
+        const result = await request();
+        if (result.status === 200) {
+          showPlace(result.data);
+        } else if (result.status === 404) {
+          // Not in the line (never joined, or the admission ended): offer to join.
+          hide(message);
+          if (joinButton) {
+            joinButton.hidden = false;
+            joinButton.disabled = false;
+          }
+        } else if (result.status === 503) {
+          const seconds = Number(result.retryAfter) || 5;
+          show(message, words.unavailable.replace("{n}", String(seconds)));
+          again(seconds);
+        } else {
+          show(message, words.server);
+          again(pollSeconds * 2);
+        }
+      } catch (error) {
+        show(message, words.network);
+        again(pollSeconds * 2);
+      }
+    }
+
+    async function getStatus() {
+      const response = await fetch(words.queueUrl, {
+        cache: "no-store",
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (error) {
+        data = null;
+      }
+      return { status: response.status, data: data, retryAfter: response.headers.get("Retry-After") };
+    }
+
+    function status() {
+      return answer(getStatus);
+    }
+
+    if (joinButton) {
+      joinButton.addEventListener("click", function () {
+        joinButton.disabled = true;
+        answer(function () {
+          return postJSON(words.queueUrl, {}, "queue-join-" + Date.now());
+        });
+      });
+    }
+    if (words.authenticated === "true") {
+      status();
+    }
   }
 
   // --- Booking progress ----------------------------------------------------------------------------
@@ -380,8 +564,16 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     const map = document.getElementById("seatmap");
-    if (map) {
+    if (map && !map.dataset.queued) {
       seatMap(map);
+    }
+    const room = document.getElementById("waiting-room");
+    if (room) {
+      waitingRoom(room);
+    }
+    const opening = document.getElementById("sales-opening");
+    if (opening) {
+      salesOpening(opening);
     }
     const booking = document.getElementById("booking");
     if (booking) {
