@@ -76,7 +76,7 @@ chaos: install
 	@$(TEST_ENV) CHAOS_SCALE=full CHAOS_RESULTS=$(CURDIR)/var/chaos-results.json \
 		$(BIN)/pytest -q -s tests/chaos $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
 
-# Benchmarks (about 40 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
+# Benchmarks (about 50 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
 # .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone;
 # then the on-sale rush with and without the waiting room.
 bench: install
