@@ -76,8 +76,9 @@ chaos: install
 	@$(TEST_ENV) CHAOS_SCALE=full CHAOS_RESULTS=$(CURDIR)/var/chaos-results.json \
 		$(BIN)/pytest -q -s tests/chaos $(PYTEST_ARGS); status=$$?; rm -rf var/test-$(TEST_RUN); exit $$status
 
-# Benchmarks (about 40 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
-# .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone.
+# Benchmarks (about 50 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
+# .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone;
+# then the on-sale rush with and without the waiting room.
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python -m bench --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
@@ -86,6 +87,7 @@ bench: install
 		--chart docs/saga-open.png
 	$(BIN)/python -m bench --configs ours,delay,dco --mode burst --chart docs/saga-burst.png
 	$(BIN)/python -m bench --mode relay --chart docs/relay-throughput.png
+	$(BIN)/python -m bench --mode rush
 
 # The shop's Korean text: the compiled .mo is committed; run this after editing the .po (needs gettext).
 messages: install

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,9 +96,22 @@ def web_command(server: str, port: int, workers: int) -> list[str]:
 # --- Data: users, wallets, seats, tokens (a Django subprocess on the world) ----------------------------------------
 
 
-def populate(world: World, *, users: int, fail_ratio: float, seats: int, label: str, minutes: int) -> dict[str, Any]:
+def populate(
+    world: World, *, users: int, fail_ratio: float, seats: int, label: str, minutes: int, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     out = world.tmp / f"setup-{label}.json"
-    argv = [PYTHON, "-m", "bench.saga", "--internal-setup", str(out), "--users", str(users), "--seats", str(seats)]
+    argv = [
+        PYTHON,
+        "-m",
+        "bench.saga",
+        "--internal-setup",
+        str(out),
+        "--users",
+        str(users),
+        "--seats",
+        str(seats),
+        *extra,
+    ]
     run_quiet(
         [*argv, "--fail-ratio", str(fail_ratio), "--label", label, "--token-minutes", str(minutes)],
         env=world.env,
@@ -115,10 +129,11 @@ def internal_setup(args: argparse.Namespace) -> int:
 
     django.setup()
     from django.core.management import call_command
+    from django.utils import timezone
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from ticketing.accounts.models import User
-    from ticketing.concerts.models import Seat
+    from ticketing.concerts.models import Concert, Performance, Seat
     from ticketing.concerts.services import BIG_HALL_VENUE
     from ticketing.payments.services import wallet_open, wallet_top_up
 
@@ -137,6 +152,16 @@ def internal_setup(args: argparse.Namespace) -> int:
         token = RefreshToken.for_user(user).access_token
         token.set_exp(lifetime=timedelta(minutes=args.token_minutes))  # a real client would refresh it
         tokens.append([user.id, str(token), funded])
+    if args.rush_seats:  # a hall of its own, on sale now, with the waiting room or without
+        concert = Concert.objects.using("concerts").create(title=f"rush {args.label}", artist="bench")
+        starts_at = timezone.now() + timedelta(days=30)
+        rush = Performance.objects.using("concerts").create(
+            concert=concert, venue="rush", starts_at=starts_at, queue=args.queue
+        )
+        seats = [Seat(performance=rush, label=f"R-{i:04d}", grade="S", price=10_000) for i in range(args.rush_seats)]
+        ids = [seat.id for seat in Seat.objects.using("concerts").bulk_create(seats)]
+        Path(args.internal_setup).write_text(json.dumps({"users": tokens, "seats": ids, "performance": rush.id}))
+        return 0
     hall = Seat.objects.using("concerts").filter(performance__venue=BIG_HALL_VENUE)
     existing = hall.count()
     call_command("load_demo", big_hall=existing + args.seats, stdout=io.StringIO())
@@ -626,7 +651,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--mode", choices=["closed", "open", "burst", "relay"], default="closed")
+    parser.add_argument("--mode", choices=["closed", "open", "burst", "relay", "rush"], default="closed")
     parser.add_argument("--rate", type=float, default=20.0, help="open loop: bookings per second")
     parser.add_argument("--concurrency", type=int, default=16, help="closed loop: clients")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of booking per measurement")
@@ -655,6 +680,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the databases, vhost and logs")
     parser.add_argument("--out", type=Path, help="result file (default bench/results/<time>-<mode>.json)")
     parser.add_argument("--rows", type=int, default=20_000, help="relay: pending rows per drain")
+    parser.add_argument("--clients", type=int, default=5000, help="rush: clients, each a user of its own")
+    parser.add_argument("--arrive-within", type=float, default=10.0, help="rush: seconds over which they arrive")
+    parser.add_argument("--rush-seats", type=int, default=240, help="rush: seats of the performance")
+    parser.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--internal-setup", help=argparse.SUPPRESS)
     parser.add_argument("--internal-dco", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
@@ -681,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import relay
 
         return relay.main(args, argv)
+    if args.mode == "rush":
+        from bench import rush
+
+        return rush.main(args, argv)
     settings_module = "bench.saga_settings" if "dco" in args.configs else "ticketing.settings"
     world = World(settings_module=settings_module, extra_env=dict(item.split("=", 1) for item in args.env))
     result = new_result(args.mode, argv, {k: v for k, v in vars(args).items() if not k.startswith("internal")})

@@ -19,6 +19,7 @@ from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Seat
 from ticketing.concerts.services import reservation_confirm
 from ticketing.concerts.waiting_room import queue_join, queue_saga_finished, queue_status
+from ticketing.observability import gauges, metrics
 
 QUEUE = "/api/performances/{}/queue/"
 
@@ -286,3 +287,56 @@ def test_a_confirmed_booking_hands_the_place_to_the_next_in_line(
     # session confirmed it first and are just telling the waiting room)
     wait_for(lambda: second_client.get(QUEUE.format(performance_id)).json()["admitted"], timeout=5)
     assert first_client.get(QUEUE.format(performance_id)).status_code == 404
+
+
+# --- Metrics ---------------------------------------------------------------------------------------
+
+
+def admissions_counted(performance_id: int) -> float:
+    return float(metrics.WAITING_ROOM_ADMISSIONS.labels(str(performance_id))._value.get())
+
+
+@override_settings(QUEUE_ACTIVE_USERS=3)
+def test_every_admission_is_counted_once_whoever_the_script_ran_for(room: int) -> None:
+    # given eight users joining a waiting room of three places
+    join_all(room, range(1, 9))
+    # then three admissions are counted, however many polls follow
+    positions(room, range(1, 9))
+    assert admissions_counted(room) == 3
+
+    # when two bookings are confirmed (the places go on during those users' own calls)
+    queue_saga_finished(performance_id=room, user_id=1, confirmed=True)
+    queue_saga_finished(performance_id=room, user_id=2, confirmed=True)
+
+    # then the two users admitted in their place are counted too
+    assert admissions_counted(room) == 5
+
+
+@all_databases
+@override_settings(QUEUE_ACTIVE_USERS=2)
+def test_the_length_gauge_counts_the_users_waiting_per_queued_performance(make_performance: Any) -> None:
+    # given a queued performance with two admitted and five waiting, and three early birds of a later opening
+    (open_now, *_) = make_performance(queue=True)
+    (later, *_) = make_performance(queue=True)
+    join_all(open_now.performance_id, range(1, 8))
+    opens_at = timezone.now() + timedelta(hours=1)
+    for user in range(1, 4):
+        queue_join(performance_id=later.performance_id, user_id=user, opens_at=opens_at)
+
+    # when /metrics reads its gauges
+    lengths = {s.labels["performance"]: s.value for s in gauges.read_sources() if s.name == gauges.WAITING_ROOM_LENGTH}
+
+    # then each performance shows those who wait (the line and the pre-queue), not the admitted
+    assert lengths[str(open_now.performance_id)] == 5
+    assert lengths[str(later.performance_id)] == 3
+
+
+@all_databases
+def test_the_length_gauge_is_empty_while_redis_is_down(make_performance: Any, redis_down: None) -> None:
+    # given a queued performance and Redis unreachable
+    make_performance(queue=True)
+
+    # when /metrics reads its gauges, then the waiting room reports nothing and the others still answer
+    samples = list(gauges.read_sources())
+    assert not [s for s in samples if s.name == gauges.WAITING_ROOM_LENGTH]
+    assert [s for s in samples if s.name == "ticketing_saga_oldest_pending_age_seconds"]

@@ -8,6 +8,7 @@ class ConcertsConfig(AppConfig):
     def ready(self) -> None:
         from ticketing.observability import gauges
 
-        from .selectors import saga_gauge_samples
+        from .selectors import saga_gauge_samples, waiting_room_lengths
 
         gauges.register("sagas", saga_gauge_samples)
+        gauges.register_waiting_room(waiting_room_lengths)

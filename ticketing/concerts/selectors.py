@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,9 +14,11 @@ from django.utils import timezone
 from ticketing.observability.gauges import Sample
 from ticketing.outbox.selectors import dead_aggregate_ids
 
+from . import waiting_room
 from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
 
 DB = "concerts"
+logger = logging.getLogger(__name__)
 
 
 def concert_list() -> QuerySet[Concert]:
@@ -104,3 +107,17 @@ def saga_gauge_samples() -> Iterator[Sample]:
         {},
         settings.RESERVATION_HOLD_SECONDS,
     )
+
+
+def waiting_room_lengths() -> dict[str, int]:
+    """For /metrics: users waiting per queued performance not yet started (empty while Redis is down)."""
+    queued = Performance.objects.using(DB).filter(queue=True, starts_at__gt=timezone.now())
+    performance_ids = list(queued.values_list("id", flat=True))
+    if not performance_ids:
+        return {}
+    try:
+        lengths = waiting_room.queue_lengths(performance_ids=performance_ids)
+    except waiting_room.WaitingRoomUnavailable as exc:
+        logger.warning("waiting room lengths unavailable: %s", exc)
+        return {}
+    return {str(performance_id): length for performance_id, length in lengths.items()}

@@ -30,7 +30,10 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from ticketing.observability import metrics
+
 # One script for every operation. ARGV: user, cap, admission ms, random draw, action, argument.
+# It answers the caller's status and how many users it admitted (whoever called, for the metrics).
 # A join also records the performance's opening time, cap and admission length, so that every process
 # (web workers, the concerts consumer) applies the same ones.
 _SCRIPT = """
@@ -42,6 +45,7 @@ if action == 'join' then redis.call('HSET', meta, 'opens_at', ARGV[6], 'cap', AR
 local cap = tonumber(redis.call('HGET', meta, 'cap') or ARGV[2])
 local ttl = tonumber(redis.call('HGET', meta, 'ttl') or ARGV[3])
 local opens_at = tonumber(redis.call('HGET', meta, 'opens_at') or '0')
+local granted = 0
 
 local function open_and_admit()
   if now < opens_at then return end
@@ -62,6 +66,7 @@ local function open_and_admit()
       redis.call('ZADD', admitted, now + ttl, next[i])
       redis.call('HSET', full_until, next[i], now + ttl)
     end
+    granted = granted + #next / 2
   end
 end
 
@@ -97,7 +102,9 @@ elseif redis.call('ZSCORE', admitted, member) then
   end
 end
 open_and_admit()
-return status()
+local answer = status()
+answer[4] = granted
+return answer
 """
 
 PRE_QUEUE, NOT_JOINED = -1, -2
@@ -140,10 +147,13 @@ def _run(performance_id: int, user_id: int, action: str, argument: int = 0) -> l
     draw = secrets.randbits(52)  # exact as a Lua number
     args = [user_id, settings.QUEUE_ACTIVE_USERS, settings.QUEUE_ADMISSION_SECONDS * 1000, draw]
     try:
-        return [int(v) for v in _script()(keys=_keys(performance_id), args=[*args, action, argument])]
+        *status, granted = (int(v) for v in _script()(keys=_keys(performance_id), args=[*args, action, argument]))
     except redis.RedisError as exc:
         logger.error("waiting room of performance %s: %s", performance_id, exc)
         raise WaitingRoomUnavailable(str(exc)) from exc
+    if granted:
+        metrics.waiting_room_admitted(performance_id=performance_id, count=granted)
+    return status
 
 
 def _moment(ms: int) -> datetime:
@@ -186,6 +196,20 @@ def queue_saga_finished(*, performance_id: int, user_id: int, confirmed: bool) -
 def queue_booking_started(*, performance_id: int, user_id: int) -> None:
     """A new booking within the grace after a cancelled one: the admission gets its full time back."""
     _run(performance_id, user_id, "resume")
+
+
+def queue_lengths(*, performance_ids: list[int]) -> dict[int, int]:
+    """Users waiting (in the line or the pre-queue) per performance: two ZCARDs each, one round trip."""
+    pipe = _client().pipeline(transaction=False)
+    for performance_id in performance_ids:
+        pre, line = _keys(performance_id)[:2]
+        pipe.zcard(pre)
+        pipe.zcard(line)
+    try:
+        counts = [int(v) for v in pipe.execute()]
+    except redis.RedisError as exc:
+        raise WaitingRoomUnavailable(str(exc)) from exc
+    return {pid: counts[2 * i] + counts[2 * i + 1] for i, pid in enumerate(performance_ids)}
 
 
 def queue_reset(*, performance_id: int) -> None:
