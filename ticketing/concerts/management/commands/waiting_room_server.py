@@ -25,7 +25,13 @@ class Command(BaseCommand):
             return
         from fakeredis import TcpFakeServer
 
-        server = TcpFakeServer(("127.0.0.1", settings.QUEUE_EMBEDDED_PORT))
+        class Server(TcpFakeServer):
+            # socketserver's listen backlog of 5 drops connections when every web and worker process
+            # connects at once (a rush, a fuzzer): they then time out as "waiting room unavailable".
+            request_queue_size = 128
+            daemon_threads = True
+
+        server = Server(("127.0.0.1", settings.QUEUE_EMBEDDED_PORT))
         self.stdout.write(f"waiting room: in-memory Redis protocol on 127.0.0.1:{settings.QUEUE_EMBEDDED_PORT}")
         try:
             server.serve_forever()
