@@ -101,5 +101,5 @@ def test_the_audit_names_a_checked_in_ticket_of_a_cancelled_booking(confirmed: A
 def test_the_audit_names_a_confirmed_seat_without_a_ticket(confirmed: Any) -> None:
     reservation = confirmed()
     Ticket.objects.using("concerts").filter(reservation=reservation).delete()
-    tickets_found = [line for line in audit() if line.startswith("A6.8")]  # (A6.2 too: no payment in this test)
-    assert tickets_found == [f"A6.8: seat {reservation.seat_id} of CONFIRMED reservation {reservation.id} has no ticket"]
+    found = [line for line in audit() if line.startswith("A6.8")]  # (A6.2 too: no payment in this test)
+    assert found == [f"A6.8: seat {reservation.seat_id} of CONFIRMED reservation {reservation.id} has no ticket"]
