@@ -179,6 +179,9 @@ CACHES: dict[str, dict[str, Any]] = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "ticketing"),
+            # A Redis that hangs costs a request at most this long per call, then its use fails open
+            # (ticketing/cache_policy.py) instead of holding a web worker.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
