@@ -259,6 +259,7 @@ OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
     "payment-fail": ["concerts"],
     "payment-refund": ["payments"],
     "payment-refunded": ["concerts"],
+    "seat-released": ["concerts"],
 }
 # What publish() does with an event: write it to the outbox (the only safe choice). The benchmark
 # (bench/saga.py) puts the unsafe ``.delay()``-after-commit baseline and django-celery-outbox here, to

@@ -47,9 +47,11 @@ RESERVATION_TRANSITIONS: dict[str, set[str]] = {
     ReservationStatus.CANCELED: set(),
 }
 SEAT_TRANSITIONS: dict[str, set[str]] = {
-    SeatStatus.AVAILABLE: {SeatStatus.HELD},
+    SeatStatus.AVAILABLE: {SeatStatus.HELD, SeatStatus.OFFERED},
     SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
     SeatStatus.SOLD: {SeatStatus.AVAILABLE},  # a user cancellation before the performance
+    # A waiting list's offer: given back when it lapses, or to its person's booking when accepted.
+    SeatStatus.OFFERED: {SeatStatus.AVAILABLE},
 }
 
 
@@ -169,7 +171,7 @@ def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[i
     if missing := [i for i in seat_ids if i not in seats or seats[i].performance_id != performance.id]:
         raise SeatNotFound(missing[0])
     if taken := [i for i in seat_ids if seats[i].status != SeatStatus.AVAILABLE]:
-        raise SeatNotAvailable({i: seats[i].status for i in taken}, several=len(seat_ids) > 1)
+        raise SeatNotAvailable({i: seats[i].public_status for i in taken}, several=len(seat_ids) > 1)
     seats_per_user_check(user_id=user_id, performance=performance, adding=len(seat_ids))
     ordered = [seats[i] for i in seat_ids]
     reservation = Reservation.objects.using(DB).create(
@@ -242,6 +244,7 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
             return False
         reservation_move(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
         seats_move(reservation, SeatStatus.AVAILABLE)
+        seats_released_publish(reservation, reason=reservation.reason)
         admission_end_on_commit(reservation, confirmed=False)
     return True
 
@@ -271,6 +274,7 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
                 raise CannotCancel(str(exc)) from exc
         reservation_move(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
         seats_move(reservation, SeatStatus.AVAILABLE)
+        seats_released_publish(reservation, reason=CANCELED_BY_USER)
         if paid:
             reservation_request_refund(reservation, reason=CANCELED_BY_USER)
         else:
@@ -285,6 +289,18 @@ def seats_move(reservation: Reservation, target: str) -> None:
         seat_move(seat, target)
     if reservation.status not in LIVE_STATUSES:
         ReservationSeat.objects.using(DB).filter(reservation=reservation).update(live=False)
+
+
+def seats_released_publish(reservation: Reservation, *, reason: str) -> None:
+    """Announce the seats a cancelled reservation gave back (in its transaction): the waiting list's
+    consumer offers them to the first entry they fit."""
+    seat_ids = list(ReservationSeat.objects.using(DB).filter(reservation=reservation).values_list("seat_id", flat=True))
+    publish(
+        "seat-released",
+        {"performance_id": reservation.seat.performance_id, "seat_ids": sorted(seat_ids), "reason": reason},
+        using=DB,
+        aggregate_id=reservation.id,
+    )
 
 
 def admission_end_on_commit(reservation: Reservation, *, confirmed: bool) -> None:

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, errors, user_id_of
 from ticketing.idempotency.services import idempotent
 
-from .. import selectors, services, waiting_room
+from .. import selectors, services, waiting_room, waitlist
 from .serializers import (
     ConcertSerializer,
     QueueStatusSerializer,
@@ -20,6 +20,9 @@ from .serializers import (
     ReservationSerializer,
     SeatSerializer,
     TicketSerializer,
+    WaitlistJoinSerializer,
+    WaitlistOfferSerializer,
+    WaitlistPlaceSerializer,
 )
 
 
@@ -178,3 +181,51 @@ class PerformanceQueueView(APIView):
         if place is None:
             raise exceptions.NotFound("You are not in this performance's waiting room (or your admission ended).")
         return Response(QueueStatusSerializer(place).data)
+
+
+class PerformanceWaitlistView(APIView):
+    @extend_schema(
+        request=WaitlistJoinSerializer,
+        responses={201: WaitlistPlaceSerializer, 200: WaitlistPlaceSerializer, **errors(409)},
+    )
+    def post(self, request: Request, performance_id: int) -> Response:
+        serializer = WaitlistJoinSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            place = waitlist.waitlist_join(
+                user_id=user_id_of(request), performance_id=performance_id, **serializer.validated_data
+            )
+        except waitlist.PerformanceNotFound as exc:
+            raise Http404 from exc
+        except services.SeatLimitReached as exc:
+            raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
+        except services.BookingRefused as exc:
+            raise Conflict(str(exc)) from exc
+        code = status.HTTP_201_CREATED if place.created else status.HTTP_200_OK
+        return Response(WaitlistPlaceSerializer(place).data, status=code)
+
+
+class WaitlistOfferListView(APIView):
+    @extend_schema(responses={200: WaitlistOfferSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        offers = selectors.waitlist_offers(user_id=user_id_of(request))[:100]
+        return Response(WaitlistOfferSerializer(offers, many=True).data)
+
+
+class WaitlistOfferAcceptView(APIView):
+    @extend_schema(request=None, responses={202: ReservationSerializer, **errors(409)}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request: Request, offer_id: int) -> Response:
+        user_id = user_id_of(request)
+
+        def accept() -> Response:
+            try:
+                reservation = waitlist.waitlist_offer_accept(user_id=user_id, offer_id=offer_id)
+            except waitlist.OfferNotFound as exc:
+                raise Http404 from exc
+            except services.SeatLimitReached as exc:
+                raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
+            except services.BookingRefused as exc:  # lapsed
+                raise Conflict(str(exc)) from exc
+            return Response(ReservationSerializer(reservation).data, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, user_id=user_id, scope="waitlist-accept", using=services.DB, handle=accept)
