@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.saga.conftest import audited  # noqa: F401  (the saga tests here end with the audit)
 from ticketing.accounts.models import User
 from ticketing.concerts.models import Performance, Reservation, Seat
 from ticketing.concerts.services import reservation_confirm, reservation_create

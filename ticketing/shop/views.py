@@ -92,21 +92,29 @@ def performance_detail(request: HttpRequest, performance_id: int) -> HttpRespons
         raise Http404
     rows = seat_rows(seats)
     grades = [(grade, next(iter(rs)).price) for grade, rs in groupby(rows, key=lambda r: r.grade)]
+    left = concerts.seats_left_by_grade(performance_ids=[performance.id])[performance.id]
     context = {
         "performance": performance,
         "concert": performance.concert,
         "rows": rows,
         "grades": grades,
-        "seats_left": concerts.seats_left_by_grade(performance_ids=[performance.id])[performance.id],
+        "seats_left": left,
         "idempotency_key": uuid.uuid4().hex,
         "max_seats": settings.MAX_SEATS_PER_USER,
         "sales_not_open": not performance.queue and sales_not_open(performance),
+        # Grades with no seat left: their waiting lists (queued performances have their waiting room instead).
+        "sold_out_grades": [] if performance.queue else sold_out(grades, left),
+        "seat_counts": range(1, settings.MAX_SEATS_PER_USER + 1),
         "admission_ended": "ended" in request.GET,
         # For the waiting room's estimate: at most this many are admitted at once, each for this long.
         "queue_active_users": settings.QUEUE_ACTIVE_USERS,
         "queue_admission_seconds": settings.QUEUE_ADMISSION_SECONDS,
     }
     return render(request, "shop/performance.html", context)
+
+
+def sold_out(grades: list[tuple[str, int]], left: dict[str, int]) -> list[str]:
+    return [grade for grade, _ in grades if not left.get(grade)]
 
 
 def sales_not_open(performance: Any) -> bool:
@@ -198,10 +206,15 @@ def booking_status(request: HttpRequest, reservation_id: int) -> HttpResponse:
 @login_required
 @shop_page
 def booking_list(request: HttpRequest) -> HttpResponse:
-    reservations = concerts.reservation_list(user_id=user_id_of(request)).select_related("seat__performance__concert")
-    return render(
-        request, "shop/bookings.html", {"reservations": reservations[:100], "idempotency_key": uuid.uuid4().hex}
-    )
+    user_id = user_id_of(request)
+    reservations = concerts.reservation_list(user_id=user_id).select_related("seat__performance__concert")
+    context = {
+        "reservations": reservations[:100],
+        "offers": concerts.waitlist_offers(user_id=user_id, open_only=True),
+        "waiting": concerts.waitlist_entries(user_id=user_id),
+        "idempotency_key": uuid.uuid4().hex,
+    }
+    return render(request, "shop/bookings.html", context)
 
 
 @require_GET

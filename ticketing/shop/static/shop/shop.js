@@ -544,6 +544,54 @@
     schedule();
   }
 
+  // --- Waiting list --------------------------------------------------------------------------------
+
+  function waitlistForm(root) {
+    const form = document.getElementById("waitlist-form");
+    const message = document.getElementById("waitlist-message");
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const body = {
+        grade: document.getElementById("waitlist-grade").value,
+        seats: Number(document.getElementById("waitlist-seats").value),
+      };
+      try {
+        // The API keeps the place of a repeat, so the key only has to be a fresh one.
+        const result = await postJSON(root.dataset.joinUrl, body, "waitlist-" + body.grade + "-" + Date.now());
+        if (result.status === 201 || result.status === 200) {
+          show(message, message.dataset.position + " " + result.data.position);
+        } else if (result.status === 409 || result.status === 400) {
+          show(message, message.dataset.refused + " " + (detailOf(result.data) || JSON.stringify(result.data)));
+        } else {
+          show(message, commonFailure(message, result));
+        }
+      } catch (error) {
+        show(message, message.dataset.network);
+      }
+    });
+  }
+
+  function offerButtons(buttons) {
+    const message = document.getElementById("message");
+    buttons.forEach(function (button) {
+      button.addEventListener("click", async function () {
+        hide(message);
+        button.disabled = true;
+        try {
+          const result = await postJSON(button.dataset.acceptUrl, {}, button.dataset.idempotencyKey);
+          if (result.status === 202) {
+            window.location.assign(button.dataset.bookingUrl.replace("/0/", "/" + result.data.id + "/"));
+            return;
+          }
+          show(message, result.status === 409 ? message.dataset.refused + " " + detailOf(result.data) : commonFailure(message, result));
+        } catch (error) {
+          show(message, message.dataset.network);
+        }
+        button.disabled = false;
+      });
+    });
+  }
+
   // --- Wallet --------------------------------------------------------------------------------------
 
   function topUpForm(form) {
@@ -588,6 +636,14 @@
     const booking = document.getElementById("booking");
     if (booking) {
       bookingPage(booking);
+    }
+    const waitlist = document.getElementById("waitlist-form");
+    if (waitlist) {
+      waitlistForm(document.getElementById("waitlist"));
+    }
+    const offers = document.querySelectorAll(".accept-offer");
+    if (offers.length) {
+      offerButtons(offers);
     }
     const print = document.getElementById("print");
     if (print) {
