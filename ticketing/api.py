@@ -101,6 +101,7 @@ ERRORS = {
     403: OpenApiResponse(DETAIL, "Not allowed now (say, a queued performance without an admission)."),
     404: OpenApiResponse(DETAIL, "No such resource (or not yours)."),
     409: OpenApiResponse(DETAIL, "Not possible in the resource's current state; the detail says why."),
+    410: OpenApiResponse(DETAIL, "Gone for good (a ticket of a cancelled booking is void)."),
     422: OpenApiResponse(DETAIL, "This Idempotency-Key was already used with a different request."),
     429: OpenApiResponse(DETAIL, "Too many requests; retry after the Retry-After header's seconds."),
     503: OpenApiResponse(DETAIL, "The waiting room is unavailable; retry after the Retry-After header's seconds."),

@@ -589,6 +589,12 @@
     if (booking) {
       bookingPage(booking);
     }
+    const print = document.getElementById("print");
+    if (print) {
+      print.addEventListener("click", function () {
+        window.print();
+      });
+    }
     const topUp = document.getElementById("top-up");
     if (topUp) {
       topUpForm(topUp);
