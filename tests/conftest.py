@@ -256,6 +256,18 @@ def redis_down() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def cache_redis_down() -> Iterator[None]:
+    """REDIS_URL's Redis stopped: the cache (throttles, login delay) and the waiting room both unreachable."""
+    dead_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": DEAD_REDIS_URL,
+        "KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "ticketing"),
+    }
+    with override_settings(CACHES={"default": dead_cache}), waiting_room_down():
+        yield
+
+
 # --- Domain factories --------------------------------------------------------------------------------
 
 
