@@ -17,6 +17,8 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ticketing.events.catalogue import CATALOGUE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TICKETING_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ TEMPLATES = [
 # Celery closes Django's connections around every task unless CELERY_DB_REUSE_MAX is set; web
 # requests reuse them for CONN_MAX_AGE seconds, checked before use.
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
-SERVICE_DATABASES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}
+SERVICE_DATABASES = {service.name: service.database for service in CATALOGUE.services}
 
 
 def database(service: str) -> dict[str, Any]:
@@ -237,16 +239,10 @@ DEMO_SALES_OPEN_IN_SECONDS = env_int("DEMO_SALES_OPEN_IN_SECONDS", 120)
 QUEUE_EMBEDDED_PORT = env_int("QUEUE_EMBEDDED_PORT", 6391)
 QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL") or REDIS_URL or f"redis://127.0.0.1:{QUEUE_EMBEDDED_PORT}/0"
 
-# Which service queue consumes each event. The relay publishes an event to the task
-# "<queue>.handle_event" on every queue listed for it.
-OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
-    "user-registered": ["payments"],
-    "concert-reserve": ["payments"],
-    "payment-success": ["concerts"],
-    "payment-fail": ["concerts"],
-    "payment-refund": ["payments"],
-    "payment-refunded": ["concerts"],
-}
+# Which service queues consume each event, derived from the catalogue (ticketing/events/catalogue.py).
+# The relay publishes an event to the consumer task (ticketing.events.schema.task_name) of every queue
+# listed for it; `manage.py check` fails when this and the catalogue differ.
+OUTBOX_EVENT_ROUTES: dict[str, list[str]] = CATALOGUE.routes()
 # What publish() does with an event: write it to the outbox (the only safe choice). The benchmark
 # (bench/saga.py) puts the unsafe ``.delay()``-after-commit baseline and django-celery-outbox here, to
 # run the same saga through each.

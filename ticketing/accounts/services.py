@@ -9,6 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from ticketing.events.catalogue import UserRegistered
 from ticketing.outbox.publish import publish
 
 from .models import User
@@ -40,8 +41,7 @@ def user_register(*, username: str, password: str) -> User:
                 raise UsernameTaken(username)
             user.save(using=DB)
             publish(
-                "user-registered",
-                {"user_id": user.id},
+                UserRegistered(user_id=user.id),
                 using=DB,
                 aggregate_id=user.id,
                 correlation_id=f"user-{user.id}",  # not to be confused with reservation N's saga
