@@ -18,6 +18,7 @@ from ticketing.events.catalogue import ConcertReserve, PaymentRefund
 from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
+from . import tickets
 from .admission import admission_booking_started_on_commit, admission_check, admission_end_on_commit
 from .models import (
     BookerLock,
@@ -179,6 +180,7 @@ def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
             return
         reservation_transition(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
         reservation_seats_transition(reservation, SeatStatus.SOLD)
+        tickets.tickets_issue(reservation)
         admission_end_on_commit(reservation, confirmed=True)
 
 
@@ -199,7 +201,8 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
 
 
 def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
-    """The owner cancels: a PENDING booking at once, a CONFIRMED one (before the show) with a refund.
+    """The owner cancels: a PENDING booking at once, a CONFIRMED one (before the show, none of its tickets
+    used at the door) with a refund; its tickets are void.
 
     Cancelling a cancelled reservation again is a no-op. A PENDING booking's payment, if it still
     arrives, is refunded by reservation_confirm.
@@ -215,6 +218,11 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
         paid = reservation.status == ReservationStatus.CONFIRMED
         if paid and reservation.seat.performance.starts_at <= timezone.now():
             raise CannotCancel("The performance has already started.")
+        if paid:
+            try:
+                tickets.tickets_void(reservation)
+            except tickets.TicketUsed as exc:
+                raise CannotCancel(str(exc)) from exc
         reservation_transition(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
         reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
         if paid:
@@ -251,7 +259,7 @@ def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
 
 
 def reservation_lock(reservation_id: int) -> Reservation | None:
-    """The reservation, locked; its seats are locked after it (seats_move), never before."""
+    """The reservation, locked; its seats are locked after it (reservation_seats_transition), never before."""
     reservation = (
         Reservation.objects.using(DB)
         .select_for_update(of=("self",))
