@@ -196,7 +196,7 @@ def user_id_of(request: Request) -> int:
     return int(user_id)
 
 
-def client_address(request: Request) -> str:
+def client_address(request: HttpRequest | Request) -> str:
     """The client's address: the connection's, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front.
 
     Behind N trusted proxies it is the N-th ``X-Forwarded-For`` entry from the right (the one the

@@ -1,5 +1,5 @@
 """A writer process of the burst test: commits ``user-registered`` events to the accounts outbox, one
-transaction each, as signups would (and, on the embedded default, relays each after its commit)."""
+transaction each, as signups would."""
 
 from __future__ import annotations
 

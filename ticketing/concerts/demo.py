@@ -73,7 +73,7 @@ def demo_onsale_load(*, opens_at: datetime, starts_at: datetime) -> Performance:
             for number in range(1, count + 1)
             if f"{grade}-{number:02d}" not in existing
         )
-    # On the embedded default the server is not up yet (it starts after the demo is loaded, empty).
+    # Without Redis the demo still loads; the waiting room is empty then anyway.
     with suppress(waiting_room.WaitingRoomUnavailable):
         waiting_room.queue_reset(performance_id=performance.id)
     return performance

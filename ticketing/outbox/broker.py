@@ -4,8 +4,8 @@ On RabbitMQ a batch is published on one channel in confirm mode and the confirms
 the whole batch, instead of one round trip per message (what ``confirm_publish=True`` does). Each
 process (and thread) keeps one connection. Every message is ``mandatory``: one that no queue would
 receive comes back (basic.return) and counts as refused, instead of being confirmed and dropped.
-Other transports (the embedded filesystem one) have no confirms; there each message goes through
-Celery's ``send_task``.
+On Redis (the broker of `make run`) there are no confirms: each message goes through Celery's
+``send_task``, which returns once Redis has the message (on disk, with appendfsync always).
 
 Two kinds of failure are kept apart, because the relay treats them differently: the broker refused a
 message (nacked or returned it: the message's own failure, returned as its reason), or the broker could

@@ -91,13 +91,12 @@ def record_in_inbox(*, event_id: uuid.UUID, event: str, correlation_id: str, usi
     """Insert the inbox row; False if it was there already. One statement, no savepoint."""
     table = InboxMessage._meta.db_table
     connection = connections[using]
-    event_id_value = event_id.hex if connection.vendor == "sqlite" else event_id
     received_at = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (event_id, event, correlation_id, received_at) "  # noqa: S608 (table name is ours)
             "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-            [event_id_value, event, correlation_id, received_at],
+            [event_id, event, correlation_id, received_at],
         )
         return cursor.rowcount == 1
 
