@@ -200,14 +200,16 @@ def client_address(request: HttpRequest | Request) -> str:
     """The client's address: the connection's, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front.
 
     Behind N trusted proxies it is the N-th ``X-Forwarded-For`` entry from the right (the one the
-    outermost trusted proxy appended); whatever a client wrote there itself is never believed.
+    outermost trusted proxy appended); whatever a client wrote there itself is never believed. A
+    request with fewer entries than N skipped a proxy, so its entries may all be the client's own:
+    then the connection's address counts.
     """
     remote = str(request.META.get("REMOTE_ADDR", ""))
     proxies = settings.TRUSTED_PROXY_COUNT
     hops = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()]
-    if proxies <= 0 or not hops:
+    if proxies <= 0 or len(hops) < proxies:
         return remote
-    return hops[-min(proxies, len(hops))]
+    return hops[-proxies]
 
 
 class SettingRateThrottle(SimpleRateThrottle):
