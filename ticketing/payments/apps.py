@@ -8,6 +8,6 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from ticketing.observability import metrics
 
-        from .services import EVENT_HANDLERS
+        from . import handlers  # registers the consumer of payments' events
 
-        metrics.events_known(service=self.label, events=EVENT_HANDLERS)
+        metrics.events_known(service=handlers.consumer.service.name, events=handlers.consumer.handlers)
