@@ -1,6 +1,6 @@
 """Settings for the ticketing project, read from the environment (12-factor).
 
-Every variable of docs/CONTRACT.md §2, and every tuning variable of the README, is read here and
+Every variable of docs/CONTRACT.md §2, and every tuning variable of docs/GUIDE.md, is read here and
 nowhere else. With nothing set, the project runs on the servers `make run` starts under ``var/``
 (ticketing.devservers): PostgreSQL with the three service databases, and Redis as cache, session store,
 waiting room and Celery broker.
@@ -20,6 +20,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from ticketing import devservers
+from ticketing.events.catalogue import CATALOGUE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TICKETING_VAR_DIR", BASE_DIR / "var"))
@@ -131,7 +132,7 @@ TEMPLATES = [
 # Celery closes Django's connections around every task unless CELERY_DB_REUSE_MAX is set; web
 # requests reuse them for CONN_MAX_AGE seconds, checked before use.
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
-SERVICE_DATABASES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}
+SERVICE_DATABASES = {service.name: service.database for service in CATALOGUE.services}
 
 
 def database(service: str) -> dict[str, Any]:
@@ -249,17 +250,10 @@ if TICKET_SIGNING_KEY and not re.fullmatch(r"[A-Za-z0-9_-]{43}=?", TICKET_SIGNIN
 # A waiting list's offer holds the freed seats for its person this long (never past the performance's start).
 WAITLIST_OFFER_SECONDS = env_int("WAITLIST_OFFER_SECONDS", 1800)
 
-# Which service queue consumes each event. The relay publishes an event to the task
-# "<queue>.handle_event" on every queue listed for it.
-OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
-    "user-registered": ["payments"],
-    "concert-reserve": ["payments"],
-    "payment-success": ["concerts"],
-    "payment-fail": ["concerts"],
-    "payment-refund": ["payments"],
-    "payment-refunded": ["concerts"],
-    "seat-released": ["concerts"],
-}
+# Which service queues consume each event, derived from the catalogue (ticketing/events/catalogue.py).
+# The relay publishes an event to the consumer task (ticketing.events.schema.task_name) of every queue
+# listed for it; `manage.py check` fails when this and the catalogue differ.
+OUTBOX_EVENT_ROUTES: dict[str, list[str]] = CATALOGUE.routes()
 # What publish() does with an event: write it to the outbox (the only safe choice). The benchmark
 # (bench/saga.py) puts the unsafe ``.delay()``-after-commit baseline and django-celery-outbox here, to
 # run the same saga through each.

@@ -12,7 +12,8 @@ from tests.saga.conftest import audited  # noqa: F401  (the saga tests here end 
 from ticketing.accounts.models import User
 from ticketing.concerts.models import Performance, Reservation, Seat
 from ticketing.concerts.services import reservation_confirm, reservation_create
-from ticketing.concerts.waitlist import handle_seat_released
+from ticketing.events.catalogue import SeatReleased
+from ticketing.events.schema import consumer_of, decode
 from ticketing.outbox.models import OutboxMessage
 
 
@@ -47,10 +48,11 @@ def join(client: Any, performance: Performance, grade: str = "A", seats: Any = 1
 
 
 def consume_seat_released() -> int:
-    """Apply every seat-released event in the concerts outbox, as the concerts consumer would (once each)."""
+    """Apply every seat-released event in the concerts outbox with concerts' handler of it (once each)."""
     applied = 0
+    handler = consumer_of("concerts").handlers[SeatReleased.name]
     for message in OutboxMessage.objects.using("concerts").filter(event="seat-released", state="PENDING"):
-        handle_seat_released(message.payload)
+        handler(decode(SeatReleased, message.payload))
         OutboxMessage.objects.using("concerts").filter(pk=message.pk).update(state="SENT")
         applied += 1
     return applied

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ticketing.events.catalogue import SeatReleased
 from ticketing.outbox.publish import publish
 
 from . import services
@@ -32,6 +33,7 @@ from .models import (
     WaitlistOffer,
     WaitlistStatus,
 )
+from .transitions import seat_transition
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ def offer_make(entry: WaitlistEntry, seats: list[Seat], expires_at: Any) -> Wait
     )
     OfferSeat.objects.using(DB).bulk_create(OfferSeat(offer=offer, seat=seat) for seat in seats)
     for seat in seats:
-        services.seat_move(seat, SeatStatus.OFFERED)
+        seat_transition(seat, SeatStatus.OFFERED)
     entry.status = WaitlistStatus.OFFERED
     entry.save(using=DB, update_fields=["status"])
     logger.info("offer %s: seats %s to user %s until %s", offer.id, [s.id for s in seats], entry.user_id, expires_at)
@@ -181,7 +183,7 @@ def offer_release_seats(offer: WaitlistOffer) -> list[Seat]:
     held = Seat.objects.using(DB).select_for_update().filter(offer_lines__offer=offer, offer_lines__open=True)
     seats = list(held.order_by("id"))
     for seat in seats:
-        services.seat_move(seat, SeatStatus.AVAILABLE)
+        seat_transition(seat, SeatStatus.AVAILABLE)
     OfferSeat.objects.using(DB).filter(offer=offer).update(open=False)
     return seats
 
@@ -208,24 +210,15 @@ def offer_lapse(offer_id: int) -> bool:
             return False  # accepted (or lapsed) meanwhile
         seats = offer_release_seats(offer)
         offer_close(offer, OfferStatus.LAPSED, WaitlistStatus.LAPSED)
-        publish(
-            "seat-released",
-            {
-                "performance_id": offer.performance_id,
-                "seat_ids": [seat.id for seat in seats],
-                "reason": OFFER_LAPSED,
-            },
-            using=DB,
-            aggregate_id=f"offer-{offer.id}",
+        released = SeatReleased(
+            performance_id=offer.performance_id, seat_ids=[seat.id for seat in seats], reason=OFFER_LAPSED
         )
+        publish(released, using=DB, aggregate_id=f"offer-{offer.id}")
     logger.info("offer %s lapsed: seats %s passed on", offer_id, [seat.id for seat in seats])
     return True
 
 
-def handle_seat_released(payload: dict[str, Any]) -> None:
-    """seat-released: offer the free seats of each grade among them to the waiting list."""
-    performance_id = int(payload["performance_id"])
-    seat_ids = [int(seat_id) for seat_id in payload["seat_ids"]]
+def waitlist_offer_released_seats(*, performance_id: int, seat_ids: list[int]) -> int:
+    """seat-released: offer the free seats of each grade among the released ones to the waiting list."""
     grades = Seat.objects.using(DB).filter(pk__in=seat_ids).values_list("grade", flat=True).distinct().order_by()
-    for grade in sorted(grades):
-        waitlist_offer_free_seats(performance_id=performance_id, grade=grade)
+    return sum(waitlist_offer_free_seats(performance_id=performance_id, grade=grade) for grade in sorted(grades))
