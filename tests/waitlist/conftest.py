@@ -26,9 +26,8 @@ class SoldOut:
 
 
 @pytest.fixture
-def sold_out(make_user: Any, make_seats: Any, settings: Any) -> Callable[..., SoldOut]:
+def sold_out(make_user: Any, make_seats: Any) -> Callable[..., SoldOut]:
     """A performance whose ``count`` seats (grade A) are all sold, one confirmed booking each."""
-    settings.MAX_SEATS_PER_USER = 10
 
     def make(count: int = 3, **seat_options: Any) -> SoldOut:
         seats = make_seats(count=count, price=40_000, **seat_options)
