@@ -150,7 +150,7 @@ def test_cancelling_a_confirmed_booking_shows_the_refund_in_the_ledger(
     person.snap("1-my-bookings")
 
     # when they cancel it on its page
-    person.page.locator(".booking-item a").click()
+    person.page.locator(".booking-item a.booking-link").click()
     person.page.once("dialog", lambda dialog: dialog.accept())
     person.page.locator("#cancel").click()
 
