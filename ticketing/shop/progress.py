@@ -9,23 +9,24 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from ticketing.events.catalogue import Reason
 from ticketing.outbox.selectors import saga_timeline
 
 DONE, CURRENT, FAILED, TODO = "done", "current", "failed", "todo"
 
-# Reasons the services record, in the words a person reads (the services speak to programs).
+# The reasons of the catalogue's vocabulary, in the words a person reads (the services speak to programs).
 REASONS = {
-    "insufficient balance": gettext_lazy("There was not enough money in your wallet."),
-    "hold expired": gettext_lazy("The payment did not arrive in time, so the seat was released."),
-    "wallet missing": gettext_lazy("Your wallet could not be found."),
-    "amount mismatch": gettext_lazy("The amount to pay was not valid."),
-    "payment request undeliverable": gettext_lazy("The payment request could not be delivered."),
-    "canceled by user": gettext_lazy("You cancelled this booking."),
+    Reason.INSUFFICIENT_BALANCE: gettext_lazy("There was not enough money in your wallet."),
+    Reason.HOLD_EXPIRED: gettext_lazy("The payment did not arrive in time, so the seat was released."),
+    Reason.WALLET_MISSING: gettext_lazy("Your wallet could not be found."),
+    Reason.AMOUNT_MISMATCH: gettext_lazy("The amount to pay was not valid."),
+    Reason.UNDELIVERABLE: gettext_lazy("The payment request could not be delivered."),
+    Reason.CANCELED_BY_USER: gettext_lazy("You cancelled this booking."),
 }
 
 
 def reason_in_words(reason: str) -> str:
-    if reason.startswith("payment error"):
+    if reason.startswith(Reason.PAYMENT_ERROR):  # older rows kept the error's text after it
         return _("The payment could not be processed because of an error. No money was taken.")
     words = REASONS.get(reason)
     return str(words) if words is not None else reason
