@@ -32,6 +32,7 @@ from .models import (
 )
 from .selectors import reservations_past_hold, reservations_undeliverable
 from .transitions import (
+    ReservationWithoutSeats,
     reservation_seats_transition,
     reservation_transition,
     seat_transition,
@@ -260,7 +261,7 @@ def reservation_repair_stuck(*, limit: int = 500) -> int:
     One query on indexes (PENDING reservations, dead outbox rows), at most ``limit`` rows a run.
     """
     stuck = list(reservations_undeliverable().values_list("id", flat=True)[:limit])
-    repaired = sum(reservation_compensate(reservation_id=rid, reason=Reason.UNDELIVERABLE) for rid in stuck)
+    repaired = reservations_compensate(stuck, reason=Reason.UNDELIVERABLE)
     if repaired:
         logger.warning("compensated %d reservations whose payment request was undeliverable", repaired)
     return repaired
@@ -269,7 +270,19 @@ def reservation_repair_stuck(*, limit: int = 500) -> int:
 def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
     """Compensate PENDING reservations older than the hold (a database deadline, run by beat)."""
     ids = list(reservations_past_hold(hold_seconds=hold_seconds).values_list("id", flat=True)[:limit])
-    return sum(reservation_compensate(reservation_id=rid, reason=Reason.HOLD_EXPIRED) for rid in ids)
+    return reservations_compensate(ids, reason=Reason.HOLD_EXPIRED)
+
+
+def reservations_compensate(reservation_ids: list[int], *, reason: str) -> int:
+    """Each in a transaction of its own; one that cannot move (no seat lines) stays as it is, loudly in
+    the logs (and in the audit), and the others go on."""
+    compensated = 0
+    for reservation_id in reservation_ids:
+        try:
+            compensated += reservation_compensate(reservation_id=reservation_id, reason=reason)
+        except ReservationWithoutSeats:
+            logger.exception("reservation %s cannot be compensated (%s)", reservation_id, reason)
+    return compensated
 
 
 def reservation_lock(reservation_id: int) -> Reservation | None:

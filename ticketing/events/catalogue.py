@@ -84,7 +84,8 @@ class PaymentFail(Payload, frozen=True, kw_only=True):
 
 @event("payment-refund", publisher=CONCERTS, consumers=[PAYMENTS])
 class PaymentRefund(Payload, frozen=True, kw_only=True):
-    """give a reservation's payment back"""
+    """give a reservation's payment back: the user cancelled, or the payment came after the reservation
+    was cancelled"""
 
     reservation_id: int
     payment_id: int | None = None
