@@ -13,30 +13,22 @@ these tasks added.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
 from celery_app import app
-
-Handler = Callable[[dict[str, Any]], None]
+from ticketing.events.catalogue import CATALOGUE
+from ticketing.events.schema import Consumer, Service, decode, queue_of
 
 
 def task_name(queue: str, event: str) -> str:
     return f"{queue}.on_{event}"
 
 
-def service_handlers() -> dict[str, tuple[str, Mapping[str, Handler]]]:
-    """Each queue's database and event handlers: the same tables the project's consumers use."""
-    from ticketing.concerts import services as concerts
-    from ticketing.payments import services as payments
+def peer_consumer(service: Service, event: str) -> None:
+    queue = queue_of(service)
 
-    return {"concerts": (concerts.DB, concerts.EVENT_HANDLERS), "payments": (payments.DB, payments.EVENT_HANDLERS)}
-
-
-def peer_consumer(queue: str, event: str) -> None:
     @app.task(
         name=task_name(queue, event),
         queue=queue,
@@ -49,18 +41,20 @@ def peer_consumer(queue: str, event: str) -> None:
     def consume(envelope: dict[str, Any]) -> None:
         from ticketing.outbox.publish import current_envelope
 
-        using, handlers = service_handlers()[queue]
+        # The service's own handler of the event (its handlers.py), given the typed payload.
+        handler = Consumer.registry[service.name].handlers[event]
+        payload = decode(CATALOGUE.payload_type(event), envelope["payload"])
         token = current_envelope.set(envelope)  # the events it publishes join the saga
         try:
-            with transaction.atomic(using=using):
-                handlers[event](envelope["payload"])
+            with transaction.atomic(using=service.database):
+                handler(payload)
         finally:
             current_envelope.reset(token)
 
 
-for _event, _queues in settings.OUTBOX_EVENT_ROUTES.items():
-    for _queue in _queues:
-        peer_consumer(_queue, _event)
+for _event, _payload in CATALOGUE.events.items():
+    for _service in _payload.consumers:
+        peer_consumer(_service, _event)
 
 
 __all__ = ["app"]

@@ -23,11 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from ticketing import devservers
 from ticketing.accounts.models import User
+from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Concert, Performance, Seat
 from ticketing.payments.models import Wallet
 
@@ -38,9 +41,9 @@ _counter = itertools.count(1)
 
 
 def embedded_default() -> bool:
-    """Whether this run has the `make run` default: SQLite files and the embedded broker."""
-    sqlite = all(db["ENGINE"] == "django.db.backends.sqlite3" for db in settings.DATABASES.values())
-    return sqlite and settings.EMBEDDED_BROKER
+    """Whether this run has the `make run` default: no database, Redis or broker URL, so its own servers."""
+    names = [f"{service.upper()}_DATABASE_URL" for service in settings.SERVICE_DATABASES]
+    return not any(os.environ.get(name) for name in [*names, "REDIS_URL", "CELERY_BROKER_URL"])
 
 
 # tests/embedded runs on the embedded default (`make pytest-embedded`), everything else on PostgreSQL,
@@ -90,6 +93,12 @@ def rabbitmq_vhost() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+    with test_databases(django_db_blocker):
+        yield
+
+
+@contextmanager
+def test_databases(django_db_blocker: Any) -> Iterator[None]:
     """Create and migrate all three test databases (whatever the first test asks for), drop them after."""
     from django.test.utils import setup_databases, teardown_databases
 
@@ -104,10 +113,8 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
 
 def database_url(alias: str) -> str:
     """The URL of the test database behind ``alias``, for worker processes."""
-    if connections[alias].vendor == "sqlite":  # the embedded default (tests/embedded)
-        return f"sqlite:///{connections[alias].settings_dict['NAME']}"
     service = {v: k for k, v in settings.SERVICE_DATABASES.items()}[alias]
-    parts = urlsplit(os.environ[f"{service.upper()}_DATABASE_URL"])
+    parts = urlsplit(os.environ.get(f"{service.upper()}_DATABASE_URL") or devservers.database_url(service))
     return urlunsplit(parts._replace(path="/" + connections[alias].settings_dict["NAME"]))
 
 
@@ -221,6 +228,44 @@ def workers(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> 
     yield pool
     pool.stop_all()
     shutil.rmtree(pool.log_dir, ignore_errors=True)
+
+
+# --- Redis -------------------------------------------------------------------------------------------
+
+
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # a closed port: Redis down, while the real one is left alone
+
+
+@contextmanager
+def waiting_room_down() -> Iterator[None]:
+    """The waiting room's Redis unreachable for a while."""
+    waiting_room._client.cache_clear()
+    waiting_room._script.cache_clear()
+    try:
+        with override_settings(QUEUE_REDIS_URL=DEAD_REDIS_URL):
+            yield
+    finally:
+        waiting_room._client.cache_clear()
+        waiting_room._script.cache_clear()
+
+
+@pytest.fixture
+def redis_down() -> Iterator[None]:
+    """The waiting room's Redis unreachable for the whole test."""
+    with waiting_room_down():
+        yield
+
+
+@pytest.fixture
+def cache_redis_down() -> Iterator[None]:
+    """REDIS_URL's Redis stopped: the cache (throttles, login delay) and the waiting room both unreachable."""
+    dead_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": DEAD_REDIS_URL,
+        "KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "ticketing"),
+    }
+    with override_settings(CACHES={"default": dead_cache}), waiting_room_down():
+        yield
 
 
 # --- Domain factories --------------------------------------------------------------------------------

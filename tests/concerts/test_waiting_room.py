@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ from django.utils import timezone
 
 from tests.conftest import all_databases, saga
 from tests.saga.conftest import wait_for
-from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Seat
 from ticketing.concerts.services import reservation_confirm
 from ticketing.concerts.waiting_room import queue_join, queue_saga_finished, queue_status
@@ -28,17 +26,6 @@ QUEUE = "/api/performances/{}/queue/"
 def room() -> int:
     """A performance id no other test uses, for tests of the waiting room alone (no database row)."""
     return 10**12 + secrets.randbelow(10**12)
-
-
-@pytest.fixture
-def redis_down() -> Iterator[None]:
-    """The waiting room pointed at a closed port, as if Redis were down (the real one is left alone)."""
-    waiting_room._client.cache_clear()
-    waiting_room._script.cache_clear()
-    with override_settings(QUEUE_REDIS_URL="redis://127.0.0.1:1/0"):
-        yield
-    waiting_room._client.cache_clear()
-    waiting_room._script.cache_clear()
 
 
 def join_all(performance_id: int, users: range) -> None:

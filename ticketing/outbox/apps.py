@@ -14,6 +14,7 @@ class OutboxConfig(AppConfig):
 
         post_migrate.connect(young_tables_tune, dispatch_uid="young_tables_tune")
 
+        from . import checks  # noqa: F401 (registers the catalogue's checks)
         from .selectors import outbox_gauge_samples
 
         gauges.register("outbox", outbox_gauge_samples)

@@ -131,7 +131,8 @@ def relay_pending(
 
 # A row waits while an earlier row of its saga is unsent, so each saga's events leave in order. The
 # claim and its lease are one statement, its own transaction: no lock outlives it, and a claim costs
-# one round trip. The CTE is materialized so that the candidates are locked (and limited) exactly once.
+# one round trip. The CTE is materialized so that the candidates are locked (and limited) exactly once;
+# SKIP LOCKED lets relays pass over each other's candidates.
 CLAIM_SQL = """
 WITH claimed AS MATERIALIZED (
     SELECT id FROM {table} AS candidate
@@ -143,7 +144,7 @@ WITH claimed AS MATERIALIZED (
       )
     ORDER BY id
     LIMIT %(limit)s
-    {lock}
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE {table} SET next_attempt_at = %(lease_end)s, lease = %(lease)s
 WHERE id IN (SELECT id FROM claimed)
@@ -167,7 +168,7 @@ WITH marked AS (
       )
     ORDER BY id
     LIMIT %(limit)s
-    {lock}
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE {table} SET next_attempt_at = %(lease_end)s, lease = %(lease)s
 WHERE id IN (SELECT id FROM claimed)
@@ -178,21 +179,16 @@ RETURNING *
 def claim_due(*, using: str, limit: int, marks: DeferredMarks | None = None) -> Claim:
     """Lease up to ``limit`` due rows of database ``using``, oldest first, for this relay alone.
 
-    ``marks`` deferred by earlier drains are written first: in the same statement on PostgreSQL.
+    ``marks`` deferred by earlier drains are written by the same statement.
     """
     connection = connections[using]
-    postgres = connection.vendor == "postgresql"
-    if marks is not None and marks.ids and not postgres:
-        marks_flush(using=using, marks=marks)
     now = timezone.now()
     lease_seconds = settings.OUTBOX_CLAIM_LEASE_SECONDS
     expires = time.monotonic() + lease_seconds
     lease = uuid.uuid4()
-    # PostgreSQL: relays skip each other's candidates. SQLite: the statement holds the write lock.
-    lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     marking = marks is not None and bool(marks.ids)
     template = MARK_AND_CLAIM_SQL if marking else CLAIM_SQL
-    sql = template.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table), lock=lock)
+    sql = template.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table))
     params: dict[str, object] = {
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": limit,

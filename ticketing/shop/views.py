@@ -30,13 +30,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ticketing.accounts import services as accounts
-from ticketing.api import SignupThrottle, throttle_wait
+from ticketing.api import SignupThrottle, client_address, throttle_wait
 from ticketing.concerts import selectors as concerts
+from ticketing.concerts.ticket_codes import ticket_code
 from ticketing.payments import selectors as payments
 
 from .forms import LoginForm, SignupForm
 from .pages import shop_page
 from .progress import booking_progress
+from .qr import qr_svg
 
 SEATS_PER_ROW = 12
 
@@ -202,6 +204,23 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_GET
+@login_required
+@shop_page
+def booking_tickets(request: HttpRequest, reservation_id: int) -> HttpResponse:
+    """The tickets of a confirmed booking, each with its QR code: Korean first, then English; one printed page."""
+    reservation = concerts.reservation_get(user_id=user_id_of(request), reservation_id=reservation_id)
+    tickets = concerts.reservation_tickets(user_id=user_id_of(request), reservation_id=reservation_id)
+    if reservation is None or tickets is None:
+        raise Http404
+    shown = []
+    for ticket in tickets:
+        code = ticket_code(ticket_id=ticket.id, performance_id=ticket.performance_id, label=ticket.seat.label)
+        shown.append({"ticket": ticket, "code": code, "qr": qr_svg(code)})
+    context = {"reservation": reservation, "tickets": shown, "holder": request.user.get_username()}
+    return render(request, "shop/tickets.html", context)
+
+
 # --- Wallet ----------------------------------------------------------------------------------------------
 
 
@@ -258,7 +277,7 @@ def login(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            user = accounts.user_login(**form.cleaned_data, ip=request.META.get("REMOTE_ADDR", ""))
+            user = accounts.user_login(**form.cleaned_data, ip=client_address(request))
         except accounts.LoginThrottled:
             form.add_error(None, _("Too many failed attempts. Please wait a few minutes and try again."))
             status = 429

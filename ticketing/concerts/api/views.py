@@ -12,13 +12,14 @@ from rest_framework.views import APIView
 from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, errors, user_id_of
 from ticketing.idempotency.services import idempotent
 
-from .. import selectors, services, waiting_room
+from .. import admission, selectors, services, waiting_room
 from .serializers import (
     ConcertSerializer,
     QueueStatusSerializer,
     ReservationCreateSerializer,
     ReservationSerializer,
     SeatSerializer,
+    TicketSerializer,
 )
 
 
@@ -105,7 +106,7 @@ class ReservationListView(APIView):
                 raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
             except services.BookingRefused as exc:
                 raise Conflict(str(exc)) from exc
-            except services.NotAdmitted as exc:
+            except admission.NotAdmitted as exc:
                 raise exceptions.PermissionDenied(str(exc)) from exc
             except waiting_room.WaitingRoomUnavailable as exc:
                 raise WaitingRoomDown from exc
@@ -121,6 +122,15 @@ class ReservationDetailView(APIView):
         if reservation is None:
             raise Http404
         return Response(ReservationSerializer(reservation).data)
+
+
+class ReservationTicketsView(APIView):
+    @extend_schema(responses={200: TicketSerializer(many=True)})
+    def get(self, request: Request, reservation_id: int) -> Response:
+        tickets = selectors.reservation_tickets(user_id=user_id_of(request), reservation_id=reservation_id)
+        if tickets is None:
+            raise Http404
+        return Response(TicketSerializer(tickets, many=True).data)
 
 
 class ReservationCancelView(APIView):
