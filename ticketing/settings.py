@@ -1,6 +1,6 @@
 """Settings for the ticketing project, read from the environment (12-factor).
 
-Every variable of docs/CONTRACT.md §2, and every tuning variable of the README, is read here and
+Every variable of docs/CONTRACT.md §2, and every tuning variable of docs/GUIDE.md, is read here and
 nowhere else. With nothing set, the project runs on the servers `make run` starts under ``var/``
 (ticketing.devservers): PostgreSQL with the three service databases, and Redis as cache, session store,
 waiting room and Celery broker.
