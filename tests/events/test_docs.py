@@ -29,14 +29,16 @@ def test_the_drawn_table_names_every_event_its_services_and_fields() -> None:
         assert all(field in row for field in payload.__struct_fields__)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "README.ko.md", "docs/ARCHITECTURE.md"])
+@pytest.mark.parametrize(
+    "doc", ["README.md", "README.ko.md", "docs/GUIDE.md", "docs/GUIDE.ko.md", "docs/ARCHITECTURE.md"]
+)
 def test_the_other_docs_link_to_the_table_instead_of_copying_it(doc: str) -> None:
     text = (ROOT / doc).read_text(encoding="utf-8")
 
     copied = [name for name in CATALOGUE.events if re.search(rf"^\| `{re.escape(name)}` \| \w+ → ", text, re.M)]
     assert copied == []
-    if doc.startswith("README"):
-        assert "(docs/CONTRACT.md#4-events)" in text
+    if "GUIDE" in doc:
+        assert "(CONTRACT.md#4-events)" in text
 
 
 def test_the_contracts_reason_vocabulary_is_the_catalogues() -> None:
