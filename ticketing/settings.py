@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",  # refresh tokens: rotated, a used one refused, revocable
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -215,6 +216,10 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # Each refresh answers a new refresh token and blacklists the one it used, so a stolen token works
+    # once at most; a password change blacklists them all (accounts.services.user_tokens_revoke).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ticketing API",
@@ -371,6 +376,7 @@ def every(seconds: float, task: str, queue: str, **kwargs: str) -> dict[str, Any
 CELERY_BEAT_SCHEDULE = {
     "concerts-sweep": every(env_int("SWEEP_INTERVAL_SECONDS", 5), "concerts.sweep", "concerts"),
     "audit-repair": every(60, "audit.repair", "accounts"),
+    "accounts-tokens-expire": every(3600, "accounts.tokens_expire", "accounts"),
 }
 for _service, _alias in SERVICE_DATABASES.items():
     CELERY_BEAT_SCHEDULE |= {
