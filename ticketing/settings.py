@@ -2,7 +2,7 @@
 
 Every variable of docs/CONTRACT.md §2, and every tuning variable of docs/GUIDE.md, is read here and
 nowhere else. With nothing set, the project runs on the servers `make run` starts under ``var/``
-(ticketing.devservers): PostgreSQL with the three service databases, and Redis as cache, session store,
+(ticketing.devservers): PostgreSQL with the three service databases, and Redis as cache, throttle store,
 waiting room and Celery broker.
 """
 
@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",  # refresh tokens: rotated, a used one refused, revocable
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -174,7 +175,7 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 SIGNUP_RATE_PER_ADDRESS = env_rate("SIGNUP_RATE_PER_ADDRESS", "20/hour")
 BOOKING_RATE_PER_USER = env_rate("BOOKING_RATE_PER_USER", "20/min")
 
-# Unset: the Redis of `make run` (ticketing.devservers). Cache, throttles, sessions, the waiting room
+# Unset: the Redis of `make run` (ticketing.devservers). Cache, throttles, the waiting room
 # and (without CELERY_BROKER_URL) Celery's broker live there.
 REDIS_URL = os.environ.get("REDIS_URL") or devservers.redis_url()
 CACHES: dict[str, dict[str, Any]] = {
@@ -187,9 +188,9 @@ CACHES: dict[str, dict[str, Any]] = {
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
-# Sessions are read from Redis and written through to the accounts database: a Redis outage costs
-# nobody their sign-in (Django logs the cache error and falls back to the table).
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions stay in the accounts database (Django's default), not in Redis: Django's cached_db store
+# fails on a Redis outage (500s on sign-in), and a cached copy could outlive a logout made while Redis
+# was down. A session read is one indexed row.
 
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -215,6 +216,10 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # Each refresh answers a new refresh token and blacklists the one it used, so a stolen token works
+    # once at most; a password change blacklists them all (accounts.services.user_tokens_revoke).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ticketing API",
@@ -281,10 +286,27 @@ OUTBOX_FAST_PATH = env_bool("OUTBOX_FAST_PATH", False)
 # next drain, so that one drain publishes the rows of many commits in one batch; at light load it
 # drains on every commit's NOTIFY at once.
 OUTBOX_RELAY_GATHER_SECONDS = float(os.environ.get("OUTBOX_RELAY_GATHER_SECONDS", "0.01"))
+# The relay process marks a drain's rows sent with its next claim, or alone after this long without one.
+OUTBOX_RELAY_MARK_DELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_MARK_DELAY_SECONDS", "0.02"))
 CONSUMER_MAX_REDELIVERIES = env_int("CONSUMER_MAX_REDELIVERIES", 5)
 CONSUMER_MAX_RETRIES = env_int("CONSUMER_MAX_RETRIES", 5)
 CONSUMER_RETRY_BASE_SECONDS = float(os.environ.get("CONSUMER_RETRY_BASE_SECONDS", "1"))
 CONSUMER_RETRY_CAP_SECONDS = float(os.environ.get("CONSUMER_RETRY_CAP_SECONDS", "60"))
+# Tables that grow from nothing fast (ticketing/young_tables.py): autovacuum analyzes them early, and
+# load_demo analyzes them after loading, so that a fresh database plans with statistics.
+YOUNG_TABLES = [
+    "accounts.User",
+    "concerts.Seat",
+    "concerts.Reservation",
+    "concerts.ReservationSeat",
+    "concerts.BookerLock",
+    "payments.Wallet",
+    "payments.WalletEntry",
+    "payments.Payment",
+    "idempotency.IdempotencyKey",
+    "outbox.OutboxMessage",
+    "outbox.InboxMessage",
+]
 RETENTION_SECONDS = env_int("RETENTION_SECONDS", 7 * 24 * 3600)
 # Dead outbox rows, dead letters and dead redelivery records wait for an operator: kept longer.
 DEAD_RETENTION_SECONDS = env_int("DEAD_RETENTION_SECONDS", 30 * 24 * 3600)
@@ -354,6 +376,7 @@ def every(seconds: float, task: str, queue: str, **kwargs: str) -> dict[str, Any
 CELERY_BEAT_SCHEDULE = {
     "concerts-sweep": every(env_int("SWEEP_INTERVAL_SECONDS", 5), "concerts.sweep", "concerts"),
     "audit-repair": every(60, "audit.repair", "accounts"),
+    "accounts-tokens-expire": every(3600, "accounts.tokens_expire", "accounts"),
 }
 for _service, _alias in SERVICE_DATABASES.items():
     CELERY_BEAT_SCHEDULE |= {

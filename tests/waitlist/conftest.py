@@ -10,10 +10,10 @@ import pytest
 
 from tests.saga.conftest import audited  # noqa: F401  (the saga tests here end with the audit)
 from ticketing.accounts.models import User
+from ticketing.concerts.handlers import consumer
 from ticketing.concerts.models import Performance, Reservation, Seat
 from ticketing.concerts.services import reservation_confirm, reservation_create
-from ticketing.events.catalogue import SeatReleased
-from ticketing.events.schema import consumer_of, decode
+from ticketing.outbox.consume import consume
 from ticketing.outbox.models import OutboxMessage
 
 
@@ -47,13 +47,12 @@ def join(client: Any, performance: Performance, grade: str = "A", seats: Any = 1
 
 
 def consume_seat_released() -> int:
-    """Apply every seat-released event in the concerts outbox with concerts' handler of it (once each)."""
+    """Consume every seat-released event in the concerts outbox as the concerts worker would (its inbox
+    included), and mark it sent; the number consumed."""
     applied = 0
-    handler = consumer_of("concerts").handlers[SeatReleased.name]
     for message in OutboxMessage.objects.using("concerts").filter(event="seat-released", state="PENDING"):
-        handler(decode(SeatReleased, message.payload))
+        applied += consume(message.envelope(), using="concerts", handlers=consumer.handlers)
         OutboxMessage.objects.using("concerts").filter(pk=message.pk).update(state="SENT")
-        applied += 1
     return applied
 
 

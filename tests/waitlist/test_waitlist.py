@@ -9,9 +9,11 @@ from django.utils import timezone
 
 from tests.conftest import all_databases
 from ticketing.audit.invariants import audit
+from ticketing.concerts.handlers import consumer
 from ticketing.concerts.models import OfferStatus, Reservation, Seat, WaitlistOffer
 from ticketing.concerts.services import reservation_cancel, reservation_create
 from ticketing.concerts.waitlist import waitlist_offers_lapse
+from ticketing.outbox.consume import consume
 from ticketing.outbox.models import OutboxMessage
 
 from .conftest import consume_seat_released, join, seat_statuses
@@ -91,6 +93,35 @@ def test_a_freed_seat_goes_to_the_first_entry_it_fits(sold_out: Any, make_user: 
     public = client_for(pair).get(f"/api/performances/{show.performance.id}/seats/").json()
     assert public[0]["status"] == "HELD"
     assert seat_findings() == []
+
+
+def test_cancelling_publishes_seat_released_with_the_seats(sold_out: Any) -> None:
+    # given a sold-out performance
+    show = sold_out()
+
+    # when a booking is cancelled
+    cancel(show.bookings[0])
+
+    # then concerts' outbox holds seat-released naming its performance and seat, in the saga
+    row = OutboxMessage.objects.using("concerts").get(event="seat-released")
+    seat_ids = [show.seats[0].id]
+    assert row.payload == {"performance_id": show.performance.id, "seat_ids": seat_ids, "reason": "canceled by user"}
+    assert row.correlation_id == str(show.bookings[0].id)
+
+
+def test_a_seat_released_event_consumed_twice_makes_one_offer(sold_out: Any, make_user: Any, client_for: Any) -> None:
+    # given a person waiting, and a cancellation's seat-released
+    show = sold_out()
+    join(client_for(make_user()), show.performance)
+    cancel(show.bookings[0])
+    envelope = OutboxMessage.objects.using("concerts").get(event="seat-released").envelope()
+
+    # when the event is delivered twice
+    delivered = [consume(envelope, using="concerts", handlers=consumer.handlers) for _ in range(2)]
+
+    # then it is applied once: one offer
+    assert delivered == [True, False]
+    assert WaitlistOffer.objects.using("concerts").count() == 1
 
 
 def test_an_offered_seat_cannot_be_booked_by_anyone_else(sold_out: Any, make_user: Any, client_for: Any) -> None:
