@@ -199,9 +199,13 @@ def client_address(request: Request) -> str:
     Behind N trusted proxies it is the N-th ``X-Forwarded-For`` entry from the right (the one the
     outermost trusted proxy appended); whatever a client wrote there itself is never believed.
     """
-    remote = str(request.META.get("REMOTE_ADDR", ""))
+    return address_of(str(request.META.get("REMOTE_ADDR", "")), str(request.META.get("HTTP_X_FORWARDED_FOR", "")))
+
+
+def address_of(remote: str, forwarded_for: str) -> str:
+    """client_address's rule from the connection's address and the X-Forwarded-For header."""
     proxies = settings.TRUSTED_PROXY_COUNT
-    hops = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()]
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     if proxies <= 0 or not hops:
         return remote
     return hops[-min(proxies, len(hops))]

@@ -230,6 +230,20 @@ MAX_SEATS_PER_USER = env_int("MAX_SEATS_PER_USER", 4)
 QUEUE_ACTIVE_USERS = env_int("QUEUE_ACTIVE_USERS", 100)
 QUEUE_ADMISSION_SECONDS = env_int("QUEUE_ADMISSION_SECONDS", 300)
 QUEUE_RETRY_GRACE_SECONDS = env_int("QUEUE_RETRY_GRACE_SECONDS", 30)
+# Presence: an admission nobody uses ends after this first window; activity (coming back to the seat
+# map, a booking) gives it the full QUEUE_ADMISSION_SECONDS.
+QUEUE_FIRST_WINDOW_SECONDS = env_int("QUEUE_FIRST_WINDOW_SECONDS", 60)
+# Joins per minute and performance, per user and per client address (then 429 with Retry-After).
+QUEUE_JOIN_RATE_PER_USER = env_int("QUEUE_JOIN_RATE_PER_USER", 10)
+QUEUE_JOIN_RATE_PER_ADDRESS = env_int("QUEUE_JOIN_RATE_PER_ADDRESS", 120)
+# Pacing: the longest poll_after_seconds, and over how many seconds the pre-queue's first polls after
+# the opening are spread.
+QUEUE_POLL_MAX_SECONDS = env_int("QUEUE_POLL_MAX_SECONDS", 30)
+QUEUE_OPENING_SPREAD_SECONDS = env_int("QUEUE_OPENING_SPREAD_SECONDS", 3)
+# The opening moves the pre-queue into the line this many users per Lua call (a few ms of Redis each).
+QUEUE_OPENING_BATCH = env_int("QUEUE_OPENING_BATCH", 1000)
+# The web front's timer: admissions advance (lapses, the opening's batches) this often, in seconds.
+QUEUE_ADVANCE_INTERVAL_MS = env_int("QUEUE_ADVANCE_INTERVAL_MS", 500)
 DEMO_SALES_OPEN_IN_SECONDS = env_int("DEMO_SALES_OPEN_IN_SECONDS", 120)
 # Where the waiting room lives: REDIS_URL's Redis. Without one (the embedded default) `make run` starts
 # an in-memory Redis-protocol server on QUEUE_EMBEDDED_PORT (`manage.py waiting_room_server`, in the
