@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -103,7 +102,7 @@ def populate(
     argv = [
         PYTHON,
         "-m",
-        "bench.saga",
+        "bench",
         "--internal-setup",
         str(out),
         "--users",
@@ -649,71 +648,8 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
 # --- Main ---------------------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--mode", choices=["closed", "open", "burst", "relay", "rush"], default="closed")
-    parser.add_argument("--rate", type=float, default=20.0, help="open loop: bookings per second")
-    parser.add_argument("--concurrency", type=int, default=16, help="closed loop: clients")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds of booking per measurement")
-    parser.add_argument("--burst", type=int, default=2000, help="burst: bookings offered, on as many fresh seats")
-    parser.add_argument("--burst-within", type=float, default=2.0, help="burst: seconds over which they are offered")
-    parser.add_argument("--burst-settle", type=float, default=60.0, help="burst: seconds every saga must settle in")
-    parser.add_argument("--repeat", type=int, default=1, help="measurements per configuration, each on fresh seats")
-    parser.add_argument(
-        "--configs",
-        default="ours",
-        help=f"comma-separated, from: {'; '.join(f'{n} = {c.title}' for n, c in CONFIGS.items())}",
-    )
-    parser.add_argument("--chart", type=Path, help="draw the configurations side by side into this PNG")
-    parser.add_argument(
-        "--users", type=int, default=0, help=f"users per measurement (default: {SEATS_PER_USER} seats each)"
-    )
-    parser.add_argument("--fail-ratio", type=float, default=0.0, help="share of users left unfunded (payment-fail)")
-    parser.add_argument("--seats", type=int, default=0, help="seats per measurement (default: enough)")
-    parser.add_argument("--warmup", type=int, default=40, help="sagas run (and not counted) before measuring")
-    parser.add_argument("--web", choices=["gunicorn", "gthread", "granian"], default="gunicorn", help="web server")
-    parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--request-timeout", type=float, default=60.0, help="a booking unanswered by then is a timeout")
-    parser.add_argument("--poll-interval", type=float, default=0.02)
-    parser.add_argument("--settle-timeout", type=float, default=180.0)
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for every process")
-    parser.add_argument("--keep", action="store_true", help="keep the databases, vhost and logs")
-    parser.add_argument("--out", type=Path, help="result file (default bench/results/<time>-<mode>.json)")
-    parser.add_argument("--rows", type=int, default=20_000, help="relay: pending rows per drain")
-    parser.add_argument("--clients", type=int, default=5000, help="rush: clients, each a user of its own")
-    parser.add_argument("--arrive-within", type=float, default=10.0, help="rush: seconds over which they arrive")
-    parser.add_argument("--rush-seats", type=int, default=240, help="rush: seats of the performance")
-    parser.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--internal-setup", help=argparse.SUPPRESS)
-    parser.add_argument("--internal-dco", help=argparse.SUPPRESS)
-    parser.add_argument("--label", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--token-minutes", type=int, default=15, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
-    if unknown := [name for name in args.configs if name not in CONFIGS] or (not args.configs and ["(none)"]):
-        parser.error(f"--configs: unknown {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
-    if args.mode == "burst":
-        args.rate, args.duration = args.burst / args.burst_within, args.burst_within
-        args.seats = args.seats or args.burst
-    elif not args.seats:
-        args.seats = int((args.rate * 1.1 if args.mode == "open" else 200) * args.duration) + 100
-    args.users = args.users or math.ceil(args.seats / SEATS_PER_USER)
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    if args.internal_setup:
-        return internal_setup(args)
-    if args.mode == "relay" or args.internal_dco:
-        from bench import relay
-
-        return relay.main(args, argv)
-    if args.mode == "rush":
-        from bench import rush
-
-        return rush.main(args, argv)
+def main(args: argparse.Namespace, argv: list[str]) -> int:
+    """The closed, open and burst modes (``python -m bench``, bench/cli.py)."""
     settings_module = "bench.saga_settings" if "dco" in args.configs else "ticketing.settings"
     world = World(settings_module=settings_module, extra_env=dict(item.split("=", 1) for item in args.env))
     result = new_result(args.mode, argv, {k: v for k, v in vars(args).items() if not k.startswith("internal")})
@@ -734,7 +670,3 @@ def main(argv: list[str] | None = None) -> int:
     out = write_result(result, args.out)
     print(f"{result['status']}: wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if result["status"] == "PASSED" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,11 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from ticketing.accounts.models import User
+from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Concert, Performance, Seat
 from ticketing.payments.models import Wallet
 
@@ -221,6 +223,44 @@ def workers(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> 
     yield pool
     pool.stop_all()
     shutil.rmtree(pool.log_dir, ignore_errors=True)
+
+
+# --- Redis -------------------------------------------------------------------------------------------
+
+
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # a closed port: Redis down, while the real one is left alone
+
+
+@contextmanager
+def waiting_room_down() -> Iterator[None]:
+    """The waiting room's Redis unreachable for a while."""
+    waiting_room._client.cache_clear()
+    waiting_room._script.cache_clear()
+    try:
+        with override_settings(QUEUE_REDIS_URL=DEAD_REDIS_URL):
+            yield
+    finally:
+        waiting_room._client.cache_clear()
+        waiting_room._script.cache_clear()
+
+
+@pytest.fixture
+def redis_down() -> Iterator[None]:
+    """The waiting room's Redis unreachable for the whole test."""
+    with waiting_room_down():
+        yield
+
+
+@pytest.fixture
+def cache_redis_down() -> Iterator[None]:
+    """REDIS_URL's Redis stopped: the cache (throttles, login delay) and the waiting room both unreachable."""
+    dead_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": DEAD_REDIS_URL,
+        "KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "ticketing"),
+    }
+    with override_settings(CACHES={"default": dead_cache}), waiting_room_down():
+        yield
 
 
 # --- Domain factories --------------------------------------------------------------------------------

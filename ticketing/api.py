@@ -18,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ticketing.cache_policy import fail_open
+
 MAX_DB_ID = 2**63 - 1
 
 
@@ -99,6 +101,7 @@ ERRORS = {
     403: OpenApiResponse(DETAIL, "Not allowed now (say, a queued performance without an admission)."),
     404: OpenApiResponse(DETAIL, "No such resource (or not yours)."),
     409: OpenApiResponse(DETAIL, "Not possible in the resource's current state; the detail says why."),
+    410: OpenApiResponse(DETAIL, "Gone for good (a ticket of a cancelled booking is void)."),
     422: OpenApiResponse(DETAIL, "This Idempotency-Key was already used with a different request."),
     429: OpenApiResponse(DETAIL, "Too many requests; retry after the Retry-After header's seconds."),
     503: OpenApiResponse(DETAIL, "The waiting room is unavailable; retry after the Retry-After header's seconds."),
@@ -193,7 +196,7 @@ def user_id_of(request: Request) -> int:
     return int(user_id)
 
 
-def client_address(request: Request) -> str:
+def client_address(request: HttpRequest | Request) -> str:
     """The client's address: the connection's, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front.
 
     Behind N trusted proxies it is the N-th ``X-Forwarded-For`` entry from the right (the one the
@@ -215,6 +218,7 @@ class SettingRateThrottle(SimpleRateThrottle):
     """A throttle on the default cache (Redis when REDIS_URL is set) whose rate, ``N/period``, is a setting.
 
     Past it the answer is 429 with ``Retry-After``. Reads and other safe methods are never counted.
+    While the cache's Redis is down it lets every request through (``cache_policy``).
     """
 
     rate_setting: str
@@ -225,7 +229,8 @@ class SettingRateThrottle(SimpleRateThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return True
-        return super().allow_request(request, view)
+        allow = super().allow_request
+        return fail_open("throttle", True, lambda: allow(request, view))
 
     def ident_of(self, request: Request) -> str:
         raise NotImplementedError

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "ticketing.payments",
     "ticketing.audit",
     "ticketing.shop",
+    "ticketing.door",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +179,9 @@ CACHES: dict[str, dict[str, Any]] = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "ticketing"),
+            # A Redis that hangs costs a request at most this long per call, then its use fails open
+            # (ticketing/cache_policy.py) instead of holding a web worker.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
@@ -250,6 +254,15 @@ DEMO_SALES_OPEN_IN_SECONDS = env_int("DEMO_SALES_OPEN_IN_SECONDS", 120)
 # Procfile); anything else started without Redis finds nothing there and refuses queued bookings (503).
 QUEUE_EMBEDDED_PORT = env_int("QUEUE_EMBEDDED_PORT", 6391)
 QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL") or REDIS_URL or f"redis://127.0.0.1:{QUEUE_EMBEDDED_PORT}/0"
+
+# After the sale. Tickets carry an Ed25519 signature a door device checks without the database. The key:
+# TICKET_SIGNING_KEY, 32 random bytes in base64url (the seed of the private key); unset, it is derived
+# from SECRET_KEY (which outside `make run` must itself be a real secret, so the default is never public).
+TICKET_SIGNING_KEY = os.environ.get("TICKET_SIGNING_KEY", "")
+if TICKET_SIGNING_KEY and not re.fullmatch(r"[A-Za-z0-9_-]{43}=?", TICKET_SIGNING_KEY):
+    raise ImproperlyConfigured("TICKET_SIGNING_KEY must be 32 bytes in base64url (43 characters), or unset.")
+# A waiting list's offer holds the freed seats for its person this long (never past the performance's start).
+WAITLIST_OFFER_SECONDS = env_int("WAITLIST_OFFER_SECONDS", 1800)
 
 # Which service queue consumes each event. The relay publishes an event to the task
 # "<queue>.handle_event" on every queue listed for it.

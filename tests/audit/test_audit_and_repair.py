@@ -43,7 +43,10 @@ def test_a_confirmed_reservation_without_a_payment_is_named(make_user: Any, make
     reservation = reservation_create(user_id=make_user().id, seat_id=seat.id)
     Reservation.objects.using("concerts").filter(pk=reservation.pk).update(status="CONFIRMED")
     Seat.objects.using("concerts").filter(pk=seat.pk).update(status="SOLD")
-    assert audit() == [f"A6.2: CONFIRMED reservation {reservation.pk} has 0 successful payments of 50000"]
+    assert audit() == [
+        f"A6.2: CONFIRMED reservation {reservation.pk} has 0 successful payments of 50000",
+        f"A6.8: seat {seat.pk} of CONFIRMED reservation {reservation.pk} has no ticket",  # confirmed behind the saga
+    ]
 
 
 def test_a_cancelled_reservation_that_kept_the_money_is_named(make_user: Any, make_seats: Any, fund: Any) -> None:

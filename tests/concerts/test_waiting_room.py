@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import all_databases, saga
 from tests.saga.conftest import wait_for
-from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Seat
 from ticketing.concerts.services import reservation_confirm
 from ticketing.concerts.waiting_room import queue_advance, queue_join, queue_saga_finished, queue_status
 from ticketing.observability import gauges, metrics
 
 QUEUE = "/api/performances/{}/queue/"
-
-
-@pytest.fixture
-def redis_down() -> Iterator[None]:
-    """The waiting room pointed at a closed port, as if Redis were down (the real one is left alone)."""
-    waiting_room._client.cache_clear()
-    waiting_room._script.cache_clear()
-    with override_settings(QUEUE_REDIS_URL="redis://127.0.0.1:1/0"):
-        yield
-    waiting_room._client.cache_clear()
-    waiting_room._script.cache_clear()
 
 
 def join_all(performance_id: int, users: range) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import all_databases
+from django.test import override_settings
+
+from tests.conftest import all_databases, waiting_room_down
 from ticketing.concerts.models import Reservation
+from ticketing.idempotency.models import IdempotencyKey
 from ticketing.payments.models import WalletEntry
 
 pytestmark = [all_databases]
@@ -127,3 +130,50 @@ def test_a_retried_cancel_returns_the_first_answer(make_user: Any, make_seats: A
     assert (first.status_code, retry.status_code) == (200, 200)
     assert retry.json() == first.json()
     assert retry["Idempotent-Replayed"] == "true"
+
+
+def test_a_503_is_not_stored_and_the_retry_books(make_user: Any, make_performance: Any, client_for: Any) -> None:
+    # given a booking of a queued performance answered 503 while the waiting room was down
+    (seat, *_) = make_performance(queue=True)
+    client = client_for(make_user())
+    with waiting_room_down():
+        down = client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-503")
+    assert down.status_code == 503 and down.headers.get("Retry-After")
+
+    # when the waiting room is back, the user is admitted and the shop retries with the same key
+    assert client.post(f"/api/performances/{seat.performance_id}/queue/").json()["admitted"]
+    retry = client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-503")
+
+    # then the retry is a fresh answer that books, not the stored 503
+    assert retry.status_code == 202, retry.content
+    assert "Idempotent-Replayed" not in retry.headers
+    assert Reservation.objects.using("concerts").filter(seat_id=seat.id).count() == 1
+
+
+def test_a_403_before_admission_is_not_stored(make_user: Any, make_performance: Any, client_for: Any) -> None:
+    # given a booking refused 403 because the user had not joined the waiting room yet
+    (seat, *_) = make_performance(queue=True)
+    client = client_for(make_user())
+    early = client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-403")
+    assert early.status_code == 403
+
+    # when the user is admitted and sends the same request with the same key
+    assert client.post(f"/api/performances/{seat.performance_id}/queue/").json()["admitted"]
+    retry = client.post("/api/reservations/", {"seat_id": seat.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-403")
+
+    # then it books
+    assert retry.status_code == 202, retry.content
+    assert IdempotencyKey.objects.using("concerts").get(key="k-403").status_code == 202
+
+
+@override_settings(BOOKING_RATE_PER_USER="1/minute")
+def test_a_429_is_not_stored(make_user: Any, make_seats: Any, client_for: Any) -> None:
+    # given a user whose second booking in a minute was throttled, sent with a key
+    seat, other = make_seats(count=2)
+    client = client_for(make_user())
+    client.post("/api/reservations/", {"seat_id": seat.id}, format="json")
+    throttled = client.post("/api/reservations/", {"seat_id": other.id}, format="json", HTTP_IDEMPOTENCY_KEY="k-429")
+
+    # then it is a 429 with Retry-After, and the key is left free for the retry
+    assert throttled.status_code == 429 and throttled.headers.get("Retry-After")
+    assert not IdempotencyKey.objects.using("concerts").filter(key="k-429").exists()

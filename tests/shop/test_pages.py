@@ -226,6 +226,21 @@ def test_a_login_never_redirects_to_another_site(browser_client: Client, make_us
     assert (response.status_code, response["Location"]) == (302, "/")
 
 
+def test_with_redis_down_the_pages_still_sign_up_and_log_in(browser_client: Client, cache_redis_down: None) -> None:
+    # given Redis stopped (the cache's sign-up throttle and login delay cannot be read)
+    username = unique("outage")
+
+    # when a person signs up, logs out and logs in again through the pages
+    signup = shop_signup(browser_client, username)
+    browser_client.logout()
+    token = csrf_of(browser_client, "/login/")
+    login = browser_client.post("/login/", {"username": username, "password": PASSWORD}, HTTP_X_CSRFTOKEN=token)
+
+    # then both go through (redirects), and the wallet page is theirs
+    assert (signup.status_code, login.status_code) == (302, 302), login.content
+    assert browser_client.get("/wallet/").status_code == 200
+
+
 def test_a_form_without_the_csrf_token_is_refused(browser_client: Client) -> None:
     response = browser_client.post("/signup/", {"username": unique("choi"), "password": PASSWORD})
     assert response.status_code == 403

@@ -7,6 +7,8 @@ import time
 
 from django.core.cache import cache
 
+from ticketing.cache_policy import fail_open
+
 from .models import User
 
 DB = "default"
@@ -33,7 +35,11 @@ def login_wait_key(failure_key: str) -> str:
 
 
 def login_wait_seconds(*, username: str, ip: str) -> int:
-    """How long this account or this address must still wait after its failures (0: it may try now)."""
-    waits = cache.get_many([login_wait_key(key) for key in login_failure_keys(username=username, ip=ip)])
+    """How long this account or this address must still wait after its failures (0: it may try now).
+
+    Without the cache's Redis, 0: logins go on undelayed (each guess still costs an Argon2 hash).
+    """
+    keys = [login_wait_key(key) for key in login_failure_keys(username=username, ip=ip)]
+    waits: dict[str, float] = fail_open("login-delay", {}, lambda: cache.get_many(keys))
     until = max(waits.values(), default=0.0)
     return max(0, math.ceil(until - time.time()))

@@ -9,6 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from ticketing.cache_policy import fail_open
 from ticketing.outbox.publish import publish
 
 from .models import User
@@ -71,6 +72,11 @@ def user_login(*, username: str, password: str, ip: str) -> User:
 
 
 def login_failure_record(*, username: str, ip: str) -> None:
+    fail_open("login-delay", None, lambda: login_failure_delay(username=username, ip=ip))
+
+
+def login_failure_delay(*, username: str, ip: str) -> None:
+    """Count the failure for the account and the address; past the free ones, make both wait."""
     account_key, ip_key = login_failure_keys(username=username, ip=ip)
     for key, free in ((account_key, settings.LOGIN_FAILURES_PER_ACCOUNT), (ip_key, settings.LOGIN_FAILURES_PER_IP)):
         failures = login_failure_count(key)
@@ -83,7 +89,7 @@ def login_failure_record(*, username: str, ip: str) -> None:
 def login_failures_forget(*, username: str) -> None:
     """A successful login starts the account afresh (not its address: one account must not clear it)."""
     key = login_account_key(username)
-    cache.delete_many([key, login_wait_key(key)])
+    fail_open("login-delay", None, lambda: cache.delete_many([key, login_wait_key(key)]))
 
 
 def login_failure_count(key: str) -> int:

@@ -22,6 +22,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    Exists,
     F,
     OuterRef,
     Q,
@@ -34,7 +35,18 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ticketing.concerts.models import LIVE_STATUSES, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
+from ticketing.concerts.models import (
+    LIVE_STATUSES,
+    CheckIn,
+    CheckInOutcome,
+    Reservation,
+    ReservationSeat,
+    ReservationStatus,
+    Seat,
+    SeatStatus,
+    Ticket,
+    TicketStatus,
+)
 from ticketing.outbox.models import OutboxMessage, OutboxState
 from ticketing.payments.models import EntryKind, Payment, PaymentStatus, Wallet
 
@@ -79,6 +91,7 @@ def audit(*, idle: bool = False) -> list[str]:
             *seat_status_matches(),
             *ledger_balances(),
             *sagas_settle_in_time(),
+            *tickets_match_reservations(),
             *(outbox_drained() if idle else []),
         ]
 
@@ -224,6 +237,47 @@ def sagas_settle_in_time() -> list[str]:
     found = Findings("A6.6")
     for reservation_id, created_at in late.order_by("created_at").values_list("id", "created_at").iterator():
         found.add(f"reservation {reservation_id} is still PENDING since {created_at}")
+    return found.report()
+
+
+def tickets_match_reservations() -> list[str]:
+    """A6.8: a checked-in ticket belongs to a CONFIRMED reservation and was admitted exactly once; a
+    VALID ticket's reservation is CONFIRMED, a cancelled one's tickets are VOID; every seat of a
+    CONFIRMED reservation has its ticket. The database picks the wrong rows."""
+    admitted = (
+        CheckIn.objects.using(CONCERTS)
+        .filter(ticket=OuterRef("pk"), outcome=CheckInOutcome.ADMITTED)
+        .order_by()
+        .values("ticket")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    confirmed = Q(holder=ReservationStatus.CONFIRMED)
+    wrong = (
+        Ticket.objects.using(CONCERTS)
+        .annotate(holder=F("reservation__status"), admissions=Coalesce(Subquery(admitted), Value(0)))
+        .filter(
+            (Q(status=TicketStatus.CHECKED_IN) & (~confirmed | ~Q(admissions=1)))
+            | (~Q(status=TicketStatus.CHECKED_IN) & ~Q(admissions=0))
+            | (Q(status=TicketStatus.VALID) & ~confirmed)
+            | (Q(status=TicketStatus.VOID) & confirmed)
+        )
+        .order_by("id")
+        .values_list("id", "status", "reservation_id", "holder", "admissions")
+    )
+    found = Findings("A6.8")
+    for ticket_id, status, reservation_id, holder, admissions in wrong.iterator(chunk_size=CHUNK):
+        found.add(f"{status} ticket {ticket_id} of {holder} reservation {reservation_id}: admitted {admissions}x")
+    ticket = Ticket.objects.using(CONCERTS).filter(reservation=OuterRef("reservation"), seat=OuterRef("seat"))
+    unticketed = (
+        ReservationSeat.objects.using(CONCERTS)
+        .filter(reservation__status=ReservationStatus.CONFIRMED)
+        .exclude(Exists(ticket))
+        .order_by("id")
+        .values_list("reservation_id", "seat_id")
+    )
+    for reservation_id, seat_id in unticketed.iterator(chunk_size=CHUNK):
+        found.add(f"seat {seat_id} of CONFIRMED reservation {reservation_id} has no ticket")
     return found.report()
 
 

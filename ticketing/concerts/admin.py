@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from ticketing.admin_base import ReadOnlyServiceModelAdmin, ServiceModelAdmin
 from ticketing.outbox.selectors import saga_timeline, saga_trace_id
 
-from .models import Concert, Performance, Reservation, Seat
+from .models import CheckIn, Concert, Performance, Reservation, Seat, Ticket
 from .services import DB
 
 
@@ -74,6 +74,41 @@ class ReservationAdmin(ReadOnlyServiceModelAdmin):
             ((r.at, gap(r.since_previous), r.service, r.kind, r.event, r.detail) for r in rows),
         )
         return format_html("<div>trace id: <code>{}</code></div>\n{}", trace_id, steps)
+
+
+class CheckInInline(admin.TabularInline):
+    model = CheckIn
+    extra = 0
+    can_delete = False
+    fields = ("at", "outcome", "staff_user_id")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Ticket)
+class TicketAdmin(ReadOnlyServiceModelAdmin):
+    """Tickets change only through the saga (issue, void) and the door (check-in)."""
+
+    list_display = ["id", "reservation", "seat", "performance", "user_id", "status", "issued_at", "checked_in_at"]
+    list_filter = ["status", "performance__concert"]
+    search_fields = ["=id", "=reservation__id", "=user_id", "seat__label"]
+    list_select_related = ["reservation", "seat", "performance__concert"]
+    inlines = [CheckInInline]
+
+    def get_formset_kwargs(self, request: Any, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        kwargs["queryset"] = inline.get_queryset(request).using(DB)
+        return kwargs
+
+
+@admin.register(CheckIn)
+class CheckInAdmin(ReadOnlyServiceModelAdmin):
+    list_display = ["id", "ticket", "outcome", "at", "staff_user_id"]
+    list_filter = ["outcome", "at"]
+    search_fields = ["=ticket__id", "=staff_user_id"]
+    list_select_related = ["ticket"]
 
 
 def gap(seconds: float | None) -> str:

@@ -154,3 +154,71 @@ class BookerLock(models.Model):
 
     def __str__(self) -> str:
         return f"bookings of user {self.user_id} for performance {self.performance_id}"
+
+
+# --- After the sale: tickets and the door ------------------------------------------------------------
+
+
+class TicketStatus(models.TextChoices):
+    VALID = "VALID"
+    CHECKED_IN = "CHECKED_IN"
+    VOID = "VOID"
+
+
+class Ticket(models.Model):
+    """One seat of a CONFIRMED reservation, issued when the saga confirms it; void once it is cancelled.
+
+    Its code (ticket_codes) is signed, not stored: the QR code a door device reads.
+    """
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.PROTECT, related_name="tickets")
+    seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="tickets")
+    performance = models.ForeignKey(Performance, on_delete=models.PROTECT, related_name="+")
+    user_id = models.BigIntegerField(help_text="The reservation's user (an id in accounts).")
+    status = models.CharField(max_length=12, choices=TicketStatus.choices, default=TicketStatus.VALID)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["reservation_id", "id"]
+        permissions = [("door", "Can check tickets in at the door")]
+        constraints = [
+            models.UniqueConstraint(fields=["reservation", "seat"], name="concerts_ticket_seat_once"),
+            models.CheckConstraint(
+                condition=Q(status="CHECKED_IN", checked_in_at__isnull=False)
+                | (~Q(status="CHECKED_IN") & Q(checked_in_at__isnull=True)),
+                name="concerts_ticket_checked_in_at",
+            ),
+        ]
+        indexes = [models.Index(fields=["user_id", "performance"], name="concerts_ticket_user")]
+
+    def __str__(self) -> str:
+        return f"ticket {self.id} ({self.status})"
+
+
+class CheckInOutcome(models.TextChoices):
+    ADMITTED = "ADMITTED"
+    ALREADY_CHECKED_IN = "ALREADY_CHECKED_IN"
+    VOID = "VOID"
+
+
+class CheckIn(models.Model):
+    """Every scan of a genuine ticket at the door: the one that admitted it, and each one refused."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="check_ins")
+    outcome = models.CharField(max_length=20, choices=CheckInOutcome.choices)
+    at = models.DateTimeField()
+    staff_user_id = models.BigIntegerField(help_text="Who scanned it (an id in accounts).")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # A ticket lets one person in, once: the database refuses a second admission.
+            models.UniqueConstraint(
+                fields=["ticket"], condition=Q(outcome="ADMITTED"), name="concerts_checkin_admitted_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} ticket {self.ticket_id} at {self.at:%Y-%m-%d %H:%M:%S}"

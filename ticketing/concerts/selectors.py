@@ -15,7 +15,7 @@ from ticketing.observability.gauges import Sample
 from ticketing.outbox.selectors import dead_aggregate_ids
 
 from . import waiting_room
-from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
+from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus, Ticket
 
 DB = "concerts"
 logger = logging.getLogger(__name__)
@@ -48,6 +48,14 @@ def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
 
 def reservation_get(*, user_id: int, reservation_id: int) -> Reservation | None:
     return reservation_list(user_id=user_id).filter(pk=reservation_id).first()
+
+
+def reservation_tickets(*, user_id: int, reservation_id: int) -> QuerySet[Ticket] | None:
+    """The tickets of the user's reservation (none before it is CONFIRMED); None if it is not theirs."""
+    if not Reservation.objects.using(DB).filter(pk=reservation_id, user_id=user_id).exists():
+        return None
+    tickets = Ticket.objects.using(DB).filter(reservation_id=reservation_id)
+    return tickets.select_related("seat", "performance__concert").order_by("id")
 
 
 def seats_left_by_grade(*, performance_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
-from . import waiting_room
+from . import tickets, waiting_room
 from .models import (
     LIVE_STATUSES,
     BookerLock,
@@ -226,6 +226,7 @@ def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
             return
         reservation_move(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
         seats_move(reservation, SeatStatus.SOLD)
+        tickets.tickets_issue(reservation)
         admission_end_on_commit(reservation, confirmed=True)
 
 
@@ -246,7 +247,8 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
 
 
 def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
-    """The owner cancels: a PENDING booking at once, a CONFIRMED one (before the show) with a refund.
+    """The owner cancels: a PENDING booking at once, a CONFIRMED one (before the show, none of its tickets
+    used at the door) with a refund; its tickets are void.
 
     Cancelling a cancelled reservation again is a no-op. A PENDING booking's payment, if it still
     arrives, is refunded by reservation_confirm.
@@ -262,6 +264,11 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
         paid = reservation.status == ReservationStatus.CONFIRMED
         if paid and reservation.seat.performance.starts_at <= timezone.now():
             raise CannotCancel("The performance has already started.")
+        if paid:
+            try:
+                tickets.tickets_void(reservation)
+            except tickets.TicketUsed as exc:
+                raise CannotCancel(str(exc)) from exc
         reservation_move(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
         seats_move(reservation, SeatStatus.AVAILABLE)
         if paid:

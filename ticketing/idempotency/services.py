@@ -21,6 +21,9 @@ from ticketing.retention import delete_in_batches
 from .models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
+# The answers a retry must get again. A 503, 403 (not admitted yet), 429 or 401 may change by the next try,
+# and a stored one would be replayed for a day without its Retry-After: those are never stored.
+FINAL_ERROR_STATUSES = frozenset({400, 404, 409, 422})
 
 
 class KeyReused(exceptions.APIException):
@@ -46,10 +49,18 @@ def idempotent(request: Request, *, user_id: int, scope: str, using: str, handle
             replay["Idempotent-Replayed"] = "true"
             return replay
         response = run(handle, request)
+        if not is_final(response.status_code):
+            record.delete(using=using)  # the key stays free for the retry
+            return response
         record.status_code = response.status_code
         record.response = response.data
         record.save(using=using)
     return response
+
+
+def is_final(status_code: int) -> bool:
+    """Whether a retry must get this answer again (a success, or an error the same request repeats)."""
+    return status.is_success(status_code) or status_code in FINAL_ERROR_STATUSES
 
 
 def fingerprint(request: Request) -> str:

@@ -71,6 +71,11 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "ticketing_http_request_duration_seconds", "HTTP request latency by view.", ["view"], buckets=FAST_BUCKETS
 )
+CACHE_FAIL_OPEN = Counter(
+    "ticketing_cache_fail_open",
+    "Requests served without the cache (its Redis did not answer), by use: throttle, login-delay.",
+    ["use"],
+)
 WAITING_ROOM_ADMISSIONS = Counter(
     "ticketing_waiting_room_admissions", "Users admitted from a waiting room.", ["performance"]
 )
@@ -94,6 +99,10 @@ def relay_batch(*, database: str, claimed: int, sent: int) -> None:
 def waiting_room_admitted(*, performance_id: int | str, count: int = 1) -> None:
     """For the waiting room: call when users are admitted (its length is a gauge, see ``gauges``)."""
     WAITING_ROOM_ADMISSIONS.labels(str(performance_id)).inc(count)
+
+
+def cache_fail_open(*, use: str) -> None:
+    CACHE_FAIL_OPEN.labels(use).inc()
 
 
 def mark_process_dead(pid: int | None = None) -> None:

@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from ticketing.outbox.consume import TransientError
 
+from .ledger import wallet_post
 from .models import EntryKind, Wallet
 
 
@@ -35,8 +36,6 @@ class WalletGateway:
     """Charge the user's wallet: a ledger entry in the caller's transaction (the wallet row is locked)."""
 
     def charge(self, *, wallet: Wallet, amount: int, reservation_id: int) -> None:
-        from .services import wallet_post
-
         wallet_post(wallet, EntryKind.CHARGE, amount, reservation_id)
 
 

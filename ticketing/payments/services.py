@@ -10,11 +10,11 @@ from django.db import IntegrityError, transaction
 from ticketing.outbox.publish import publish
 
 from .gateways import gateway
-from .models import EntryKind, Payment, PaymentStatus, Wallet, WalletEntry
+from .ledger import DB, wallet_post
+from .models import EntryKind, Payment, PaymentStatus, Wallet
 
 logger = logging.getLogger(__name__)
 
-DB = "payments"
 # A payment's reason (and the payment-fail event's) is for users: one of a few fixed phrases. The
 # error behind a "payment error" goes to the logs (and to the dead letter where there is one).
 PAYMENT_ERROR = "payment error"
@@ -41,13 +41,6 @@ def wallet_top_up(*, user_id: int, amount: int) -> Wallet:
         wallet = Wallet.objects.using(DB).select_for_update().get(user_id=user_id)
         wallet_post(wallet, EntryKind.TOPUP, amount)
     return wallet
-
-
-def wallet_post(wallet: Wallet, kind: str, amount: int, reservation_id: int | None = None) -> None:
-    """Write one ledger entry and move the balance with it (the wallet row is locked by the caller)."""
-    wallet.balance += -amount if kind == EntryKind.CHARGE else amount
-    wallet.save(using=DB, update_fields=["balance"])
-    WalletEntry.objects.using(DB).create(wallet=wallet, kind=kind, amount=amount, reservation_id=reservation_id)
 
 
 def payment_charge(*, reservation_id: int, user_id: int, amount: Any) -> Payment | None:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("performances/<id:performance_id>/seats.json", views.performance_seat_statuses, name="seat-statuses"),
     path("bookings/", views.booking_list, name="bookings"),
     path("bookings/<id:reservation_id>/", views.booking_detail, name="booking"),
+    path("bookings/<id:reservation_id>/tickets/", views.booking_tickets, name="tickets"),
     path("bookings/<id:reservation_id>/status.json", views.booking_status, name="booking-status"),
     path("wallet/", views.wallet, name="wallet"),
     path("signup/", views.signup, name="signup"),

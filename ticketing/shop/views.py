@@ -32,11 +32,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ticketing.accounts import services as accounts
 from ticketing.api import SignupThrottle, throttle_wait
 from ticketing.concerts import selectors as concerts
+from ticketing.concerts.ticket_codes import ticket_code
 from ticketing.payments import selectors as payments
 
 from .forms import LoginForm, SignupForm
 from .pages import shop_page
 from .progress import booking_progress
+from .qr import qr_svg
 
 SEATS_PER_ROW = 12
 
@@ -200,6 +202,23 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "shop/bookings.html", {"reservations": reservations[:100], "idempotency_key": uuid.uuid4().hex}
     )
+
+
+@require_GET
+@login_required
+@shop_page
+def booking_tickets(request: HttpRequest, reservation_id: int) -> HttpResponse:
+    """The tickets of a confirmed booking, each with its QR code: Korean first, then English; one printed page."""
+    reservation = concerts.reservation_get(user_id=user_id_of(request), reservation_id=reservation_id)
+    tickets = concerts.reservation_tickets(user_id=user_id_of(request), reservation_id=reservation_id)
+    if reservation is None or tickets is None:
+        raise Http404
+    shown = []
+    for ticket in tickets:
+        code = ticket_code(ticket_id=ticket.id, performance_id=ticket.performance_id, label=ticket.seat.label)
+        shown.append({"ticket": ticket, "code": code, "qr": qr_svg(code)})
+    context = {"reservation": reservation, "tickets": shown, "holder": request.user.get_username()}
+    return render(request, "shop/tickets.html", context)
 
 
 # --- Wallet ----------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 from ticketing.api import IdField
 
-from ..models import Concert, Performance, Reservation, Seat
+from ..models import Concert, Performance, Reservation, Seat, Ticket
+from ..ticket_codes import ticket_code
 
 
 class PerformanceSerializer(serializers.ModelSerializer):
@@ -78,3 +79,15 @@ class QueueStatusSerializer(serializers.Serializer):
         help_text="Signed queue ticket: send it back as X-Queue-Ticket (or keep the cookie) and polls cost "
         "no database query and usually no Redis round trip."
     )
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(source="seat.label", help_text="The seat's label.")  # type: ignore[assignment]
+    code = serializers.SerializerMethodField(help_text="What the ticket's QR code encodes: a signed token.")
+
+    class Meta:
+        model = Ticket
+        fields = ["id", "seat_id", "label", "code", "status"]
+
+    def get_code(self, ticket: Ticket) -> str:
+        return ticket_code(ticket_id=ticket.id, performance_id=ticket.performance_id, label=ticket.seat.label)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("performances/<id:performance_id>/queue/", views.PerformanceQueueView.as_view(), name="performance-queue"),
     path("reservations/", views.ReservationListView.as_view(), name="reservation-list"),
     path("reservations/<id:reservation_id>/", views.ReservationDetailView.as_view(), name="reservation-detail"),
+    path("reservations/<id:reservation_id>/tickets/", views.ReservationTicketsView.as_view(), name="tickets"),
     path("reservations/<id:reservation_id>/cancel/", views.ReservationCancelView.as_view(), name="reservation-cancel"),
 ]

@@ -22,6 +22,7 @@ from .serializers import (
     ReservationCreateSerializer,
     ReservationSerializer,
     SeatSerializer,
+    TicketSerializer,
 )
 
 
@@ -124,6 +125,15 @@ class ReservationDetailView(APIView):
         if reservation is None:
             raise Http404
         return Response(ReservationSerializer(reservation).data)
+
+
+class ReservationTicketsView(APIView):
+    @extend_schema(responses={200: TicketSerializer(many=True)})
+    def get(self, request: Request, reservation_id: int) -> Response:
+        tickets = selectors.reservation_tickets(user_id=user_id_of(request), reservation_id=reservation_id)
+        if tickets is None:
+            raise Http404
+        return Response(TicketSerializer(tickets, many=True).data)
 
 
 class ReservationCancelView(APIView):

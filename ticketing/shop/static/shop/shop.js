@@ -21,6 +21,20 @@
       },
       body: JSON.stringify(body),
     });
+    return answerOf(response);
+  }
+
+  async function getJSON(url) {
+    const response = await fetch(url, {
+      cache: "no-store",
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+    return answerOf(response);
+  }
+
+  // An API answer: its status, its JSON body (null when it has none) and its Retry-After.
+  async function answerOf(response) {
     let data = null;
     try {
       data = await response.json();
@@ -28,6 +42,20 @@
       data = null;
     }
     return { status: response.status, data: data, retryAfter: response.headers.get("Retry-After") };
+  }
+
+  // A page's polling: at most one poll pending, each after() replacing the one scheduled before.
+  function poller(poll) {
+    let timer = null;
+    return {
+      after: function (seconds) {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(poll, seconds * 1000);
+      },
+      stop: function () {
+        window.clearTimeout(timer);
+      },
+    };
   }
 
   function show(box, text) {
@@ -350,13 +378,8 @@
     const map = document.getElementById("seatmap");
     const fallbackSeconds = 3; // only when an answer does not say (a network error, a server error)
     let first = null; // the first place seen, to measure how fast the line moves
-    let timer = null;
     let mapStarted = false;
-
-    function again(seconds) {
-      window.clearTimeout(timer);
-      timer = window.setTimeout(status, seconds * 1000);
-    }
+    const again = poller(status).after;
 
     // The wait: from the line's measured movement once it moved, else from the admission rate
     // (at most active-users admitted at once, each for at most admission-seconds).
@@ -435,23 +458,10 @@
       }
     }
 
-    async function getStatus() {
-      const response = await fetch(words.queueUrl, {
-        cache: "no-store",
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      });
-      let data = null;
-      try {
-        data = await response.json();
-      } catch (error) {
-        data = null;
-      }
-      return { status: response.status, data: data, retryAfter: response.headers.get("Retry-After") };
-    }
-
     function status() {
-      return answer(getStatus);
+      return answer(function () {
+        return getJSON(words.queueUrl);
+      });
     }
 
     if (joinButton) {
@@ -474,8 +484,8 @@
     const pollMessage = document.getElementById("poll-message");
     const cancelButton = document.getElementById("cancel");
     const message = document.getElementById("message");
-    let delay = 1000;
-    let timer = null;
+    const polling = poller(poll);
+    let delay = 1; // seconds, doubled up to 5 while the answers fail
 
     function terminal() {
       const current = progress.querySelector(".progress");
@@ -483,29 +493,29 @@
     }
 
     function schedule() {
-      window.clearTimeout(timer);
-      if (!terminal()) {
-        timer = window.setTimeout(poll, delay);
+      if (terminal()) {
+        polling.stop();
+      } else {
+        polling.after(delay);
       }
     }
 
     async function poll() {
       try {
-        const response = await fetch(root.dataset.statusUrl, { cache: "no-store", credentials: "same-origin" });
-        if (response.ok) {
-          const data = await response.json();
-          progress.innerHTML = data.html;
+        const result = await getJSON(root.dataset.statusUrl);
+        if (result.status === 200 && result.data) {
+          progress.innerHTML = result.data.html;
           hide(pollMessage);
-          delay = 1000;
-          if (cancelButton && data.status !== "PENDING" && data.status !== "CONFIRMED") {
+          delay = 1;
+          if (cancelButton && result.data.status !== "PENDING" && result.data.status !== "CONFIRMED") {
             cancelButton.hidden = true;
           }
         } else {
-          delay = Math.min(delay * 2, 5000);
+          delay = Math.min(delay * 2, 5);
         }
       } catch (error) {
         show(pollMessage, root.dataset.reconnecting);
-        delay = Math.min(delay * 2, 5000);
+        delay = Math.min(delay * 2, 5);
       }
       schedule();
     }
@@ -585,6 +595,12 @@
     const booking = document.getElementById("booking");
     if (booking) {
       bookingPage(booking);
+    }
+    const print = document.getElementById("print");
+    if (print) {
+      print.addEventListener("click", function () {
+        window.print();
+      });
     }
     const topUp = document.getElementById("top-up");
     if (topUp) {

@@ -1,0 +1,77 @@
+"""After the sale, in a real browser on the real stack: a ticket with its QR code, and the door checking it in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import saga
+
+from .conftest import seat_button, seat_of
+
+pytestmark = [saga]
+
+PHONE = (390, 844)
+
+
+def test_a_buyer_gets_a_ticket_and_the_door_checks_it_in_once(
+    audited: None, visitor: Any, performance: Any, make_user: Any, fund: Any
+) -> None:
+    # given a person who books a seat and sees the booking confirmed
+    buyer = make_user()
+    fund(buyer.id, 100_000)
+    person = visitor(buyer)
+    seat = seat_of(performance, "R-03")
+    person.go(f"/performances/{performance.id}/")
+    seat_button(person.page, seat).click()
+    person.page.locator("#book").click()
+    expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
+
+    # when they open their ticket
+    person.page.locator("#tickets-link").click()
+
+    # then it shows the concert (Korean first, then English), the seat, the holder and a QR code of its code
+    ticket = person.page.locator("article.ticket")
+    expect(ticket).to_have_count(1)
+    expect(ticket.locator("h2")).to_have_text("봄밤 콘서트: 별이 빛나는 밤")
+    expect(ticket.locator(".title-en")).to_have_text("Spring Night Concert: Starry Night")
+    expect(ticket.locator(".ticket-seat")).to_have_text("R-03 (R)")
+    expect(ticket.locator(".ticket-holder")).to_have_text(buyer.username)
+    expect(ticket.locator("figure.qr svg path")).to_have_count(1)
+    code = ticket.locator("figure.qr").get_attribute("data-code")
+    assert code and code.startswith("T1.")
+    expect(ticket.locator(".ticket-code")).to_have_text(code)
+    person.snap("1-ticket")
+
+    # when door staff, on a phone, scan it (typed, as a hand scanner types it)
+    staff = make_user()
+    staff.is_superuser = True
+    staff.save(using="default")
+    door = visitor(staff, viewport=PHONE)
+    door.go("/door/")
+    door.page.get_by_label("티켓 코드").fill(code)
+    door.page.get_by_role("button", name="입장 확인하기").click()
+
+    # then the door admits it, naming the seat and the holder
+    answer = door.page.locator("#door-answer")
+    expect(answer).to_have_attribute("data-outcome", "admitted")
+    expect(answer).to_contain_text(f"R-03 · {buyer.username}")
+    door.snap("2-admitted")
+
+    # and a second scan is refused with the time of the first
+    door.page.get_by_label("티켓 코드").fill(code)
+    door.page.get_by_role("button", name="입장 확인하기").click()
+    expect(answer).to_have_attribute("data-outcome", "refused")
+    expect(answer).to_contain_text("이미 입장한 티켓입니다")
+    door.snap("3-refused")
+
+    # and the buyer's ticket now reads checked in
+    person.page.reload()
+    expect(ticket.locator(".ticket-status")).to_contain_text("입장 완료")
+
+
+def test_the_door_page_is_only_for_door_staff(visitor: Any, make_user: Any) -> None:
+    person = visitor(make_user())
+    response = person.page.goto(person.base + "/door/")
+    assert response is not None and response.status == 403
