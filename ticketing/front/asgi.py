@@ -45,7 +45,13 @@ async def application(scope: Scope, receive: Any, send: Any) -> None:
     match = QUEUE_PATH.match(scope["path"]) if scope["type"] == "http" else None
     if match and await queue.answer(int(match.group(1)), scope, send):
         return
-    await django_asgi(scope, receive, send)  # type: ignore[arg-type]
+
+    async def receive_coroutine() -> Any:
+        # The bridge hands receive() to run_coroutine_threadsafe, which takes coroutines only; granian's
+        # receive() answers an awaitable of its own.
+        return await receive()
+
+    await django_asgi(scope, receive_coroutine, send)  # type: ignore[arg-type]
 
 
 async def lifespan(receive: Any, send: Any) -> None:

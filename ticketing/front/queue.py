@@ -33,8 +33,8 @@ from ticketing.concerts import selectors, waiting_room
 from ticketing.concerts.waiting_room import QueueStatus, QueueTicket, RoomState
 
 STATE_SECONDS = 1.0  # the shared "now serving": at most this old
-PERFORMANCE_SECONDS = 5.0  # a performance's waiting room and opening, for joins: at most this old
-QUEUED_LIST_SECONDS = 5.0  # the timer's list of queued performances
+PERFORMANCE_SECONDS = 1.0  # a performance's waiting room and opening, for joins: at most this old
+QUEUED_LIST_SECONDS = 1.0  # the timer's list of queued performances (and their openings): at most this old
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
