@@ -20,10 +20,9 @@ RUN mkdir -p var && chown app:app var
 USER app
 
 # Static files of the admin and the API docs, served by WhiteNoise from var/static.
-# (memory:// only keeps settings from creating the embedded broker's folders at build time; the
-# throwaway key lives in this one build step, not in the image, which refuses to start without a
-# SECRET_KEY of its own.)
-RUN SECRET_KEY="collectstatic-only-$(date +%s%N)-not-a-runtime-key" CELERY_BROKER_URL=memory:// \
+# (The throwaway key lives in this one build step, not in the image, which refuses to start without
+# a SECRET_KEY of its own.)
+RUN SECRET_KEY="collectstatic-only-$(date +%s%N)-not-a-runtime-key" \
     python manage.py collectstatic --noinput -v 0
 
 EXPOSE 8000

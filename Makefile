@@ -18,18 +18,25 @@ TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/0} CACHE_KEY_PREFIX=ticketing_test_$(TEST_RUN) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)
-# tests/embedded runs on what `make run` uses with no configuration: SQLite files and the embedded
-# broker under a folder of its own, no database URL, broker URL or Redis.
+# tests/embedded runs on what `make run` uses with no configuration: its own PostgreSQL and Redis
+# (ticketing.devservers, started by the suite) under a folder and on ports of its own, so that it never
+# meets a `make run` of the same clone; no database URL, broker URL or Redis URL.
+FREE_PORT = $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 EMBEDDED_TEST_ENV := env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
-	-u CELERY_BROKER_URL -u REDIS_URL TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
+	-u CELERY_BROKER_URL -u REDIS_URL -u QUEUE_REDIS_URL TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
+	EMBEDDED_POSTGRES_PORT=$(FREE_PORT) EMBEDDED_REDIS_PORT=$(FREE_PORT) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
+	CONSUMER_RETRY_CAP_SECONDS=2 REDIS_VISIBILITY_TIMEOUT_SECONDS=10 \
 	OUTBOX_CLAIM_LEASE_SECONDS=2 TICKETING_VAR_DIR=$(CURDIR)/var/test-$(TEST_RUN)-embedded
 
-.PHONY: install migrate demo run test lint check-types check-imports pytest pytest-embedded chaos bench messages clean
+.PHONY: install migrate demo run serve test lint check-types check-imports pytest pytest-embedded chaos bench messages clean
 
 # Only `make run` (with the steps it runs) and the checks may use the development defaults (DEBUG on,
 # a public SECRET_KEY); set DEBUG=0 and a SECRET_KEY to run the real thing through the same command.
-migrate demo run check-types messages: export TICKETING_DEV ?= 1
+migrate demo run serve check-types messages: export TICKETING_DEV ?= 1
+# `make run`'s own PostgreSQL and Redis (data under var/) around a command, unless *_DATABASE_URL and
+# REDIS_URL point elsewhere; stopped when the command ends. Already running: used as they are.
+SERVERS := $(BIN)/python -m ticketing.devservers
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,14 +46,17 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 migrate: install
-	for db in $(DATABASES); do $(BIN)/python manage.py migrate --database $$db --noinput -v 0 || exit 1; done
+	@$(SERVERS) sh -c 'for db in $(DATABASES); do $(BIN)/python manage.py migrate --database $$db --noinput -v 0 || exit 1; done'
 
 demo: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	$(BIN)/python manage.py load_demo
-	$(BIN)/python manage.py ensure_demo_admin
+	@$(SERVERS) sh -c '$(BIN)/python manage.py load_demo && $(BIN)/python manage.py ensure_demo_admin'
 
-run: demo
+# The servers start first and stop last: Ctrl-C stops the processes, then PostgreSQL and Redis.
+run: install
+	@$(SERVERS) $(MAKE) --no-print-directory serve
+
+serve: demo
 	@rm -rf $${TICKETING_VAR_DIR:-var}/metrics  # metrics of the last run's processes (Prometheus multiprocess files)
 	@echo "shop: http://127.0.0.1:$(PORT)/   API docs: http://127.0.0.1:$(PORT)/api/docs/   admin: http://127.0.0.1:$(PORT)/admin/"
 	@echo "metrics: http://127.0.0.1:$(PORT)/metrics   health: http://127.0.0.1:$(PORT)/healthz  /readyz"
@@ -93,5 +103,6 @@ bench: install
 messages: install
 	cd ticketing/shop && ../../$(BIN)/python ../../manage.py compilemessages -l ko -v 0
 
+# Forgets `make run`'s data (stop it first): its PostgreSQL and Redis start empty next time.
 clean:
-	rm -rf var/*.sqlite3* var/broker var/test-*
+	rm -rf var/postgres var/postgres.log var/redis var/redis.log var/test-*

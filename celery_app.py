@@ -11,7 +11,6 @@ from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ticketing.settings")
 
-SERVICE_QUEUES = ("accounts", "concerts", "payments")
 # A RabbitMQ cluster replicates quorum queues across its nodes; the type is fixed at first declaration.
 QUEUE_TYPE = {"x-queue-type": "quorum"} if os.environ.get("RABBITMQ_QUEUE_TYPE") == "quorum" else {}
 # A message a consumer rejects for good (it came back too often) goes here on RabbitMQ, besides the
@@ -20,16 +19,27 @@ DEAD_LETTERS = Queue("dead-letters", Exchange("dead-letters", type="fanout", dur
 
 app = Celery("ticketing")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [
-    Queue(
-        name,
-        Exchange(name, type="direct", durable=True),
-        routing_key=name,
-        durable=True,
-        queue_arguments={"x-dead-letter-exchange": DEAD_LETTERS.exchange.name, **QUEUE_TYPE},
-    )
-    for name in SERVICE_QUEUES
-]
+
+
+def service_queues() -> list[Queue]:
+    """One queue per service of the catalogue (imported here, not above: importing ``ticketing`` imports
+    this module's ``app``, which must exist by then)."""
+    from ticketing.events.catalogue import CATALOGUE
+    from ticketing.events.schema import queue_of
+
+    return [
+        Queue(
+            name,
+            Exchange(name, type="direct", durable=True),
+            routing_key=name,
+            durable=True,
+            queue_arguments={"x-dead-letter-exchange": DEAD_LETTERS.exchange.name, **QUEUE_TYPE},
+        )
+        for name in map(queue_of, CATALOGUE.services)
+    ]
+
+
+app.conf.task_queues = service_queues()
 app.autodiscover_tasks()
 
 

@@ -138,8 +138,8 @@ def internal_setup(args: argparse.Namespace) -> int:
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from ticketing.accounts.models import User
+    from ticketing.concerts.demo import BIG_HALL_VENUE
     from ticketing.concerts.models import Concert, Performance, Seat
-    from ticketing.concerts.services import BIG_HALL_VENUE
     from ticketing.payments.services import wallet_open, wallet_top_up
 
     prefix = f"bench-{args.label}-"

@@ -28,6 +28,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from ticketing import devservers
 from ticketing.accounts.models import User
 from ticketing.concerts import waiting_room
 from ticketing.concerts.models import Concert, Performance, Seat
@@ -40,9 +41,9 @@ _counter = itertools.count(1)
 
 
 def embedded_default() -> bool:
-    """Whether this run has the `make run` default: SQLite files and the embedded broker."""
-    sqlite = all(db["ENGINE"] == "django.db.backends.sqlite3" for db in settings.DATABASES.values())
-    return sqlite and settings.EMBEDDED_BROKER
+    """Whether this run has the `make run` default: no database, Redis or broker URL, so its own servers."""
+    names = [f"{service.upper()}_DATABASE_URL" for service in settings.SERVICE_DATABASES]
+    return not any(os.environ.get(name) for name in [*names, "REDIS_URL", "CELERY_BROKER_URL"])
 
 
 # tests/embedded runs on the embedded default (`make pytest-embedded`), everything else on PostgreSQL,
@@ -92,6 +93,12 @@ def rabbitmq_vhost() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+    with test_databases(django_db_blocker):
+        yield
+
+
+@contextmanager
+def test_databases(django_db_blocker: Any) -> Iterator[None]:
     """Create and migrate all three test databases (whatever the first test asks for), drop them after."""
     from django.test.utils import setup_databases, teardown_databases
 
@@ -106,10 +113,8 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
 
 def database_url(alias: str) -> str:
     """The URL of the test database behind ``alias``, for worker processes."""
-    if connections[alias].vendor == "sqlite":  # the embedded default (tests/embedded)
-        return f"sqlite:///{connections[alias].settings_dict['NAME']}"
     service = {v: k for k, v in settings.SERVICE_DATABASES.items()}[alias]
-    parts = urlsplit(os.environ[f"{service.upper()}_DATABASE_URL"])
+    parts = urlsplit(os.environ.get(f"{service.upper()}_DATABASE_URL") or devservers.database_url(service))
     return urlunsplit(parts._replace(path="/" + connections[alias].settings_dict["NAME"]))
 
 

@@ -77,7 +77,7 @@ def test_make_run_and_the_tests_ask_for_the_development_mode_and_nothing_else_do
 
     # then only the Makefile (make run, the tests) sets TICKETING_DEV; the image bakes in no key
     dev_targets = [line.split(":")[0].split() for line in makefile.splitlines() if "export TICKETING_DEV" in line]
-    assert dev_targets == [["migrate", "demo", "run", "check-types", "messages"]]
+    assert dev_targets == [["migrate", "demo", "run", "serve", "check-types", "messages"]]
     assert "TEST_ENV := TICKETING_DEV=1" in makefile
     assert [name for name, text in others.items() if "TICKETING_DEV" in text] == []
     assert not [line for line in others["Dockerfile"].splitlines() if line.startswith("ENV") and "SECRET" in line]

@@ -200,7 +200,9 @@ def client_address(request: HttpRequest | Request) -> str:
     """The client's address: the connection's, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front.
 
     Behind N trusted proxies it is the N-th ``X-Forwarded-For`` entry from the right (the one the
-    outermost trusted proxy appended); whatever a client wrote there itself is never believed.
+    outermost trusted proxy appended); whatever a client wrote there itself is never believed. A
+    request with fewer entries than N skipped a proxy, so its entries may all be the client's own:
+    then the connection's address counts.
     """
     return address_of(str(request.META.get("REMOTE_ADDR", "")), str(request.META.get("HTTP_X_FORWARDED_FOR", "")))
 
@@ -209,9 +211,9 @@ def address_of(remote: str, forwarded_for: str) -> str:
     """client_address's rule from the connection's address and the X-Forwarded-For header."""
     proxies = settings.TRUSTED_PROXY_COUNT
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    if proxies <= 0 or not hops:
+    if proxies <= 0 or len(hops) < proxies:
         return remote
-    return hops[-min(proxies, len(hops))]
+    return hops[-proxies]
 
 
 class SettingRateThrottle(SimpleRateThrottle):

@@ -11,7 +11,9 @@ from typing import Any
 
 from django.db.models import Model
 
-APP_DATABASES = {"concerts": "concerts", "payments": "payments"}
+from ticketing.events.catalogue import CATALOGUE
+
+APP_DATABASES = {service.name: service.database for service in CATALOGUE.services}
 SHARED_APPS = {"outbox", "idempotency"}
 
 

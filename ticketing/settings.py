@@ -1,8 +1,9 @@
 """Settings for the ticketing project, read from the environment (12-factor).
 
 Every variable of docs/CONTRACT.md §2, and every tuning variable of the README, is read here and
-nowhere else. With nothing set, the project runs on embedded storage under ``var/``: three SQLite
-files and kombu's filesystem transport.
+nowhere else. With nothing set, the project runs on the servers `make run` starts under ``var/``
+(ticketing.devservers): PostgreSQL with the three service databases, and Redis as cache, session store,
+waiting room and Celery broker.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from ticketing import devservers
+from ticketing.events.catalogue import CATALOGUE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TICKETING_VAR_DIR", BASE_DIR / "var"))
@@ -127,20 +132,17 @@ TEMPLATES = [
 # Celery closes Django's connections around every task unless CELERY_DB_REUSE_MAX is set; web
 # requests reuse them for CONN_MAX_AGE seconds, checked before use.
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
-SERVICE_DATABASES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}
+SERVICE_DATABASES = {service.name: service.database for service in CATALOGUE.services}
 
 
 def database(service: str) -> dict[str, Any]:
-    url = os.environ.get(f"{service.upper()}_DATABASE_URL") or f"sqlite:///{VAR_DIR / service}.sqlite3"
+    # Unset: the PostgreSQL of `make run` (ticketing.devservers). The project speaks PostgreSQL only.
+    url = os.environ.get(f"{service.upper()}_DATABASE_URL") or devservers.database_url(service)
     config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True))
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        # Several processes (web, workers, beat) share the file: wait for locks instead of failing.
-        config["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
-        # A file, not Django's in-memory default: the tests' worker processes share the test database.
-        config["TEST"] = {"NAME": str(VAR_DIR / f"test_{service}.sqlite3")}
-    else:
-        # Each test run creates and drops databases of its own, so two runs never collide.
-        config["TEST"] = {"NAME": f"test_{config['NAME']}_{os.environ.get('TICKETING_TEST_RUN', os.getpid())}"}
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{service.upper()}_DATABASE_URL must be a postgres:// URL, not {url!r}.")
+    # Each test run creates and drops databases of its own, so two runs never collide.
+    config["TEST"] = {"NAME": f"test_{config['NAME']}_{os.environ.get('TICKETING_TEST_RUN', os.getpid())}"}
     return config
 
 
@@ -172,21 +174,22 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 SIGNUP_RATE_PER_ADDRESS = env_rate("SIGNUP_RATE_PER_ADDRESS", "20/hour")
 BOOKING_RATE_PER_USER = env_rate("BOOKING_RATE_PER_USER", "20/min")
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+# Unset: the Redis of `make run` (ticketing.devservers). Cache, throttles, sessions, the waiting room
+# and (without CELERY_BROKER_URL) Celery's broker live there.
+REDIS_URL = os.environ.get("REDIS_URL") or devservers.redis_url()
 CACHES: dict[str, dict[str, Any]] = {
-    "default": (
-        {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "ticketing"),
-            # A Redis that hangs costs a request at most this long per call, then its use fails open
-            # (ticketing/cache_policy.py) instead of holding a web worker.
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "ticketing"),
+        # A Redis that hangs costs a request at most this long per call, then its use fails open
+        # (ticketing/cache_policy.py) instead of holding a web worker.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 }
+# Sessions are read from Redis and written through to the accounts database: a Redis outage costs
+# nobody their sign-in (Django logs the cache error and falls back to the table).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -196,7 +199,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["ticketing.parsers.JSONParser"],  # DRF's, with a 400 for a body nested too deeply
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "ticketing.api.AutoSchema",
     "EXCEPTION_HANDLER": "ticketing.api.exception_handler",
@@ -249,11 +252,8 @@ QUEUE_OPENING_BATCH = env_int("QUEUE_OPENING_BATCH", 1000)
 # The web front's timer: admissions advance (lapses, the opening's batches) this often, in seconds.
 QUEUE_ADVANCE_INTERVAL_MS = env_int("QUEUE_ADVANCE_INTERVAL_MS", 500)
 DEMO_SALES_OPEN_IN_SECONDS = env_int("DEMO_SALES_OPEN_IN_SECONDS", 120)
-# Where the waiting room lives: REDIS_URL's Redis. Without one (the embedded default) `make run` starts
-# an in-memory Redis-protocol server on QUEUE_EMBEDDED_PORT (`manage.py waiting_room_server`, in the
-# Procfile); anything else started without Redis finds nothing there and refuses queued bookings (503).
-QUEUE_EMBEDDED_PORT = env_int("QUEUE_EMBEDDED_PORT", 6391)
-QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL") or REDIS_URL or f"redis://127.0.0.1:{QUEUE_EMBEDDED_PORT}/0"
+# Where the waiting room lives (its Lua scripts): REDIS_URL's Redis unless QUEUE_REDIS_URL names another.
+QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL") or REDIS_URL
 
 # After the sale. Tickets carry an Ed25519 signature a door device checks without the database. The key:
 # TICKET_SIGNING_KEY, 32 random bytes in base64url (the seed of the private key); unset, it is derived
@@ -264,16 +264,10 @@ if TICKET_SIGNING_KEY and not re.fullmatch(r"[A-Za-z0-9_-]{43}=?", TICKET_SIGNIN
 # A waiting list's offer holds the freed seats for its person this long (never past the performance's start).
 WAITLIST_OFFER_SECONDS = env_int("WAITLIST_OFFER_SECONDS", 1800)
 
-# Which service queue consumes each event. The relay publishes an event to the task
-# "<queue>.handle_event" on every queue listed for it.
-OUTBOX_EVENT_ROUTES: dict[str, list[str]] = {
-    "user-registered": ["payments"],
-    "concert-reserve": ["payments"],
-    "payment-success": ["concerts"],
-    "payment-fail": ["concerts"],
-    "payment-refund": ["payments"],
-    "payment-refunded": ["concerts"],
-}
+# Which service queues consume each event, derived from the catalogue (ticketing/events/catalogue.py).
+# The relay publishes an event to the consumer task (ticketing.events.schema.task_name) of every queue
+# listed for it; `manage.py check` fails when this and the catalogue differ.
+OUTBOX_EVENT_ROUTES: dict[str, list[str]] = CATALOGUE.routes()
 # What publish() does with an event: write it to the outbox (the only safe choice). The benchmark
 # (bench/saga.py) puts the unsafe ``.delay()``-after-commit baseline and django-celery-outbox here, to
 # run the same saga through each.
@@ -293,12 +287,10 @@ OUTBOX_BACKOFF_CAP_SECONDS = env_int("OUTBOX_BACKOFF_CAP_SECONDS", 60)
 # While the broker is unreachable the relay pauses (backoff up to this cap, reset by the first publish
 # that goes through) and claims nothing: an outage spends no row's attempts.
 OUTBOX_BROKER_BACKOFF_CAP_SECONDS = float(os.environ.get("OUTBOX_BROKER_BACKOFF_CAP_SECONDS", "5"))
-# How a commit reaches the broker quickly. On PostgreSQL the relay process (`manage.py relay`, in the
-# Procfile) is woken by NOTIFY and publishes in batches; elsewhere the committing process relays right
-# after its own commit (the fast path). Beat's relay every second is the safety net either way.
-OUTBOX_FAST_PATH = env_bool(
-    "OUTBOX_FAST_PATH", any(db["ENGINE"] != "django.db.backends.postgresql" for db in DATABASES.values())
-)
+# How a commit reaches the broker quickly: the relay process (`manage.py relay`, in the Procfile) is
+# woken by NOTIFY and publishes in batches. OUTBOX_FAST_PATH=1 makes the committing process relay right
+# after its own commit as well. Beat's relay every second is the safety net either way.
+OUTBOX_FAST_PATH = env_bool("OUTBOX_FAST_PATH", False)
 # Under load (a drain found more than a row per database) the relay process waits this long before its
 # next drain, so that one drain publishes the rows of many commits in one batch; at light load it
 # drains on every commit's NOTIFY at once.
@@ -316,31 +308,39 @@ RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 100)
 PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "ticketing.payments.gateways.WalletGateway")
 
 # --- Celery ----------------------------------------------------------------------------------------
-BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem")
-# The filesystem transport needs no server and works across processes; ticketing.embedded_broker
-# makes it safe under concurrency (no partial message, no crash on an unreadable one). Polling at
-# 50 ms instead of 1 s keeps a saga's hops short on the embedded default.
-CELERY_BROKER_TRANSPORT = "ticketing.embedded_broker:Transport" if EMBEDDED_BROKER else None
-EMBEDDED_BROKER_FOLDERS = ("queue", "control", "processed", "claimed", "unreadable")
+# RabbitMQ in production (CELERY_BROKER_URL=amqp://...). Unset: the next database of REDIS_URL's Redis
+# (kombu's redis transport; database 0 keeps the cache, which a cache.clear() may empty).
+
+
+def next_redis_database(url: str) -> str:
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + 1) % 16}"))
+
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or next_redis_database(REDIS_URL)
+REDIS_BROKER = CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+# On Redis a message taken by a worker waits in an "unacked" set until the task is acknowledged (late
+# acks: after it ran). A worker that stops warmly puts its messages back at once; one killed outright
+# leaves them there until the visibility timeout has passed, when any worker puts them back (swept every
+# few seconds). The timeout must outlast any task and any countdown of a consumer's retry, or a message
+# still in work would be delivered a second time (harmless: the inbox drops the repeat, but wasted).
+REDIS_VISIBILITY_TIMEOUT_SECONDS = env_int("REDIS_VISIBILITY_TIMEOUT_SECONDS", 600)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     {
-        "data_folder_in": str(BROKER_DIR / "queue"),
-        "data_folder_out": str(BROKER_DIR / "queue"),
-        "control_folder": str(BROKER_DIR / "control"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "claimed_folder": str(BROKER_DIR / "claimed"),
-        "unreadable_folder": str(BROKER_DIR / "unreadable"),
-        "store_processed": False,
-        "polling_interval": 0.05,
+        "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 5,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 2,
     }
-    if EMBEDDED_BROKER
+    if REDIS_BROKER
     else {"confirm_publish": True}
 )
-if EMBEDDED_BROKER:
-    for folder in EMBEDDED_BROKER_FOLDERS:
-        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+if REDIS_BROKER and REDIS_VISIBILITY_TIMEOUT_SECONDS <= 2 * CONSUMER_RETRY_CAP_SECONDS:
+    raise ImproperlyConfigured(
+        "REDIS_VISIBILITY_TIMEOUT_SECONDS must be more than twice CONSUMER_RETRY_CAP_SECONDS (a retry's countdown)."
+    )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

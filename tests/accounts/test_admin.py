@@ -18,7 +18,7 @@ from ticketing.concerts.models import Reservation
 from ticketing.concerts.services import reservation_create
 from ticketing.outbox.consume import consume
 from ticketing.outbox.models import OutboxMessage
-from ticketing.payments.services import EVENT_HANDLERS as PAYMENTS_HANDLERS
+from ticketing.payments.handlers import consumer as payments_consumer
 
 pytestmark = [all_databases]
 
@@ -44,7 +44,7 @@ def rows_everywhere(make_seats: Any, fund: Any) -> Reservation:
     reservation = reservation_create(user_id=user.id, seat_id=seat.id)
     # payments consumes the concert-reserve event as its worker would: a payment and payment-success
     request = OutboxMessage.objects.using("concerts").get(event="concert-reserve", aggregate_id=str(reservation.id))
-    assert consume(request.envelope(), using="payments", handlers=PAYMENTS_HANDLERS)
+    assert consume(request.envelope(), using="payments", handlers=payments_consumer.handlers)
     for alias in ("default", "concerts"):
         message = {"event_id": str(uuid.uuid4()), "event": "ping", "correlation_id": str(reservation.id), "payload": {}}
         consume(message, using=alias, handlers={"ping": lambda payload: None})

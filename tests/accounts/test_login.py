@@ -271,3 +271,24 @@ def test_behind_a_trusted_proxy_each_client_address_counts_on_its_own(make_user:
     # then the other client gets in, and the throttled one is still throttled whatever it prepends
     assert other.status_code == 200, other.content
     assert again.status_code == 429
+
+
+def test_a_request_that_skipped_a_trusted_proxy_counts_on_the_connections_address(
+    make_user: Any, settings: Any
+) -> None:
+    # given two trusted proxies, and a client that reaches the inner one directly, writing X-Forwarded-For itself
+    settings.TRUSTED_PROXY_COUNT, settings.LOGIN_FAILURES_PER_IP = 2, 3
+    inner = new_client()
+    for n in range(3):
+        response = inner.post(
+            URL, {"username": unique("guess"), "password": "x"}, format="json", HTTP_X_FORWARDED_FOR=f"10.6.0.{n}"
+        )
+        assert response.status_code == 401
+
+    # when it tries again under yet another address of its own making
+    response = inner.post(
+        URL, {"username": make_user().username, "password": PASSWORD}, format="json", HTTP_X_FORWARDED_FOR="10.6.0.9"
+    )
+
+    # then its one hop is not believed: the connection's address spent its failures, 429
+    assert response.status_code == 429

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import all_databases
+from ticketing.concerts.handlers import on_payment_fail
 from ticketing.concerts.models import Reservation
-from ticketing.concerts.services import handle_payment_fail, reservation_create
+from ticketing.concerts.services import reservation_create
+from ticketing.events.catalogue import PaymentFail
 
 pytestmark = [all_databases]
 
@@ -31,7 +33,7 @@ def test_a_payment_fail_with_internal_text_reads_payment_error(make_user: Any, m
     reservation = pending_reservation(make_user, make_seats)
 
     # when payments answers with a reason that carries an error's text
-    handle_payment_fail({"reservation_id": reservation.id, "reason": internal})
+    on_payment_fail(PaymentFail(reservation_id=reservation.id, reason=internal))
 
     # then the user reads "payment error"
     reservation.refresh_from_db(using="concerts")
@@ -44,7 +46,7 @@ def test_a_payment_refusal_keeps_its_phrase(make_user: Any, make_seats: Any, ref
     reservation = pending_reservation(make_user, make_seats)
 
     # when payments refuses it for a known reason
-    handle_payment_fail({"reservation_id": reservation.id, "reason": refusal})
+    on_payment_fail(PaymentFail(reservation_id=reservation.id, reason=refusal))
 
     # then the user reads that reason
     reservation.refresh_from_db(using="concerts")

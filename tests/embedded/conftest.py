@@ -1,7 +1,9 @@
-"""The embedded default, as `make run` starts it with no configuration: three SQLite files and the
-embedded broker under TICKETING_VAR_DIR, the web server, Celery workers, relay and beat as processes.
+"""The system as `make run` starts it with no configuration: its own PostgreSQL and Redis (ticketing.devservers,
+data under TICKETING_VAR_DIR), Redis as the Celery broker, the web server, Celery workers, relay and beat
+as processes.
 
-`make pytest-embedded` runs this suite without any *_DATABASE_URL, CELERY_BROKER_URL or REDIS_URL.
+`make pytest-embedded` runs this suite without any *_DATABASE_URL, CELERY_BROKER_URL or REDIS_URL, on
+ports of its own (EMBEDDED_POSTGRES_PORT, EMBEDDED_REDIS_PORT), so that it never meets a `make run`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
+from django.db import connections
 
-from tests.conftest import Workers, access_token, embedded_default
+from tests.conftest import Workers, access_token, embedded_default, test_databases
 from tests.saga.conftest import call_command_fails, wait_for
+from ticketing import devservers
 from ticketing.accounts.models import User
 
 # Besides the three service queues: a second payments worker, so two consumer processes take messages
-# from one queue folder at once.
+# from one queue at once.
 CONSUMERS = {"accounts": "accounts", "concerts": "concerts", "payments": "payments", "payments-2": "payments"}
+PROCESSES = (*CONSUMERS, "relay", "beat", "web")
 FATAL = re.compile(r"CRITICAL|Unrecoverable error|WorkerLostError")
+# One admitted at a time, so that the waiting room's test sees a place handed on.
+QUEUE_ACTIVE_USERS = 1
 
 
 def free_port() -> int:
@@ -36,6 +43,27 @@ def free_port() -> int:
         return port
 
 
+class Servers:
+    """PostgreSQL and Redis as `make run` starts them (the same code), which a test may kill and start again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.running: list[devservers.Server] = []
+
+    def start(self) -> None:
+        self.running = devservers.start_servers(self.root)
+        assert all(server.process is not None for server in self.running), "servers of another run on these ports"
+
+    def kill(self) -> None:
+        for server in self.running:
+            server.kill()
+        self.running = []
+
+    def stop(self) -> None:
+        devservers.stop_servers(self.running)
+        self.running = []
+
+
 class EmbeddedStack(Workers):
     """The workers of tests/conftest.py, two consumers on the payments queue, and the web server."""
 
@@ -43,26 +71,30 @@ class EmbeddedStack(Workers):
         super().__init__(log_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # The waiting room's in-memory server (as in the Procfile), on a port of this run's own.
-        self.env["QUEUE_EMBEDDED_PORT"] = str(free_port())
+        self.env["QUEUE_ACTIVE_USERS"] = str(QUEUE_ACTIVE_USERS)
 
     def command(self, name: str) -> list[str]:
         if name == "web":
             gunicorn = [sys.executable, "-m", "gunicorn", "ticketing.wsgi", "--workers", "2"]
             return [*gunicorn, "--bind", f"127.0.0.1:{self.port}", "--access-logfile", "-"]
-        if name == "waitingroom":
-            return [sys.executable, "manage.py", "waiting_room_server"]
         return super().command(CONSUMERS.get(name, name))
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        ready = {"web": self.answers, "waitingroom": lambda: "in-memory Redis protocol" in self.log(name)}.get(name)
-        if ready is None:
+        if name != "web":
             return super().start(name)
         process = self.processes[name] = self.spawn(name, self.command(name))
-        wait_for(lambda: ready() or process.poll() is not None, timeout=30, what=f"the {name} process")
+        wait_for(lambda: self.answers() or process.poll() is not None, timeout=30, what="the web server")
         if process.poll() is not None:
-            raise RuntimeError(f"the {name} process did not start:\n{self.log(name)[-3000:]}")
+            raise RuntimeError(f"the web server did not start:\n{self.log(name)[-3000:]}")
         return process
+
+    def start_all(self) -> None:
+        for name in PROCESSES:
+            self.start(name)
+
+    def kill_all(self) -> None:
+        for name in list(self.processes):
+            self.kill(name)
 
     def answers(self) -> bool:
         try:
@@ -86,10 +118,25 @@ def embedded_environment() -> None:
 
 
 @pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    running = Servers(settings.VAR_DIR)
+    running.start()
+    yield running
+    connections.close_all()
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(servers: Servers, django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+    """The test databases, on the PostgreSQL the suite started."""
+    with test_databases(django_db_blocker):
+        yield
+
+
+@pytest.fixture(scope="session")
 def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     pool = EmbeddedStack(tmp_path_factory.mktemp("stack"))
-    for name in ("waitingroom", *CONSUMERS, "relay", "beat", "web"):
-        pool.start(name)
+    pool.start_all()
     yield pool
     pool.stop_all()
     shutil.rmtree(pool.log_dir, ignore_errors=True)
@@ -97,17 +144,16 @@ def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture
 def healthy(stack: EmbeddedStack) -> Iterator[EmbeddedStack]:
-    """The stack, checked after the test: no process died, none logged a fatal error, nothing set aside."""
+    """The stack, checked after the test: no process died, none logged a fatal error."""
     yield stack
     assert stack.casualties() == {}
-    assert list((settings.BROKER_DIR / "unreadable").iterdir()) == []
 
 
 @pytest.fixture
 def audited(healthy: EmbeddedStack) -> Iterator[None]:
     """The saga invariants hold across the three databases once the test's sagas are done."""
     yield
-    wait_for(lambda: not call_command_fails("audit_sagas", "--idle"), timeout=15, what="the audit to pass")
+    wait_for(lambda: not call_command_fails("audit_sagas", "--idle"), timeout=30, what="the audit to pass")
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ def writer(*, first: int) -> list[str]:
 
 
 def test_a_burst_from_four_writers_reaches_two_consumers_with_nothing_lost(healthy: EmbeddedStack) -> None:
-    # given four writer processes, each committing 250 events (each relayed after its commit, by the
-    # writer itself, racing the relay process and beat for the rows on SQLite)
+    # given four writer processes, each committing 250 events (relayed by the relay process, woken by
+    # NOTIFY, and beat's safety net racing it for the rows)
     total = WRITERS * EVENTS_PER_WRITER
     ids = range(FIRST_USER_ID, FIRST_USER_ID + total)
     writers = [healthy.spawn(f"writer-{n}", writer(first=ids[n * EVENTS_PER_WRITER])) for n in range(WRITERS)]
@@ -42,7 +42,7 @@ def test_a_burst_from_four_writers_reaches_two_consumers_with_nothing_lost(healt
     # each event was handled once (the inbox), none was given up
     assert InboxMessage.objects.using("payments").filter(event="user-registered").count() == total
     assert not DeadLetter.objects.using("payments").exists()
-    # and both consumer processes took their share from the one queue folder
+    # and both consumer processes took their share from the one queue
     handled = {
         name: len(re.findall(r"payments: consumed user-registered", healthy.log(name)))
         for name in ("payments", "payments-2")

@@ -1,4 +1,4 @@
-"""The booking saga on the embedded default: HTTP to the web server, SQLite, the embedded broker."""
+"""The booking saga on the embedded default: HTTP to the web server, PostgreSQL, Redis as the broker."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A writer process of the burst test: commits ``user-registered`` events to the accounts outbox, one
-transaction each, as signups would (and, on the embedded default, relays each after its commit)."""
+transaction each, as signups would."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
+    from ticketing.events.catalogue import UserRegistered
     from ticketing.outbox.publish import publish
 
     for user_id in range(args.first, args.first + args.count):
         with transaction.atomic(using="default"):
-            publish("user-registered", {"user_id": user_id}, using="default", aggregate_id=user_id)
+            publish(UserRegistered(user_id=user_id), using="default", aggregate_id=user_id)
     print(f"wrote {args.count} events", flush=True)
 
 

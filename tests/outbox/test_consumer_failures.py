@@ -15,6 +15,7 @@ from django.db import transaction
 from tests.conftest import Workers, saga
 from tests.proxy import Proxy
 from tests.saga.conftest import wait_for
+from ticketing.events.catalogue import UserRegistered
 from ticketing.outbox.models import DeadLetter, InboxMessage, OutboxMessage, OutboxState
 from ticketing.outbox.publish import publish
 
@@ -24,7 +25,7 @@ pytestmark = [saga]
 def test_a_handler_that_raises_something_unexpected_leaves_a_dead_letter_with_the_error(workers: Any) -> None:
     # given a user-registered event whose user id no bigint column can hold (the wallet insert raises DataError)
     with transaction.atomic(using="default"):
-        event = publish("user-registered", {"user_id": 2**70}, using="default", aggregate_id=1)
+        event = publish(UserRegistered(user_id=2**70), using="default", aggregate_id=1)
 
     # when the relay sends it and the payments worker handles it
     wait_for(

@@ -179,7 +179,7 @@ def test_a_payment_given_up_on_tells_the_user_payment_error_and_nothing_internal
 
     # when the consumer gives up on the charge
     with transaction.atomic(using="payments"):
-        payment_give_up({"reservation_id": reservation_id, "user_id": user_id, "amount": 50_000}, reason=error)
+        payment_give_up(reservation_id=reservation_id, user_id=user_id, reason=error)
 
     # then the payment and the payment-fail event say "payment error", and no part of the error
     payment = Payment.objects.using("payments").get(reservation_id=reservation_id)

@@ -241,6 +241,28 @@ def test_with_redis_down_the_pages_still_sign_up_and_log_in(browser_client: Clie
     assert browser_client.get("/wallet/").status_code == 200
 
 
+def test_behind_a_trusted_proxy_the_shop_login_delay_counts_per_person(make_user: Any, settings: Any) -> None:
+    # given one trusted proxy, and a person behind it who failed their address's limit on the login page
+    settings.TRUSTED_PROXY_COUNT, settings.LOGIN_FAILURES_PER_IP = 1, 3
+    settings.LOGIN_DELAY_BASE_SECONDS = 30
+    proxy_address = new_client().defaults["REMOTE_ADDR"]
+    guesser = Client(enforce_csrf_checks=True, REMOTE_ADDR=proxy_address, HTTP_X_FORWARDED_FOR="10.7.0.1")
+    for _ in range(3):
+        token = csrf_of(guesser, "/login/")
+        guesser.post("/login/", {"username": unique("guess"), "password": "x-x-x-x-1"}, HTTP_X_CSRFTOKEN=token)
+
+    # when another person logs in through the same proxy
+    other = Client(enforce_csrf_checks=True, REMOTE_ADDR=proxy_address, HTTP_X_FORWARDED_FOR="10.7.0.2")
+    token = csrf_of(other, "/login/")
+    response = other.post("/login/", {"username": make_user().username, "password": PASSWORD}, HTTP_X_CSRFTOKEN=token)
+
+    # then they get in, while the guesser's address still waits
+    assert response.status_code == 302, response.content
+    token = csrf_of(guesser, "/login/")
+    again = guesser.post("/login/", {"username": unique("guess"), "password": "x-x-x-x-1"}, HTTP_X_CSRFTOKEN=token)
+    assert again.status_code == 429
+
+
 def test_a_form_without_the_csrf_token_is_refused(browser_client: Client) -> None:
     response = browser_client.post("/signup/", {"username": unique("choi"), "password": PASSWORD})
     assert response.status_code == 403

@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from ticketing.cache_policy import fail_open
+from ticketing.events.catalogue import UserRegistered
 from ticketing.outbox.publish import publish
 
 from .models import User
@@ -41,8 +42,7 @@ def user_register(*, username: str, password: str) -> User:
                 raise UsernameTaken(username)
             user.save(using=DB)
             publish(
-                "user-registered",
-                {"user_id": user.id},
+                UserRegistered(user_id=user.id),
                 using=DB,
                 aggregate_id=user.id,
                 correlation_id=f"user-{user.id}",  # not to be confused with reservation N's saga

@@ -1,26 +1,27 @@
-"""Writes of the concerts service: booking, and the saga's confirm and compensate steps."""
+"""Writes of the concerts service: booking, and the saga's confirm and compensate steps.
+
+State changes go through ``transitions``; the waiting room's part through ``admission``; the events
+concerts consumes are handled in ``handlers``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import suppress
-from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ticketing.events.catalogue import ConcertReserve, PaymentRefund
 from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
-from . import tickets, waiting_room
+from . import tickets
+from .admission import admission_booking_started_on_commit, admission_check, admission_end_on_commit
 from .models import (
-    LIVE_STATUSES,
     BookerLock,
-    Concert,
     Performance,
     Reservation,
     ReservationSeat,
@@ -30,37 +31,18 @@ from .models import (
     SeatStatus,
 )
 from .selectors import reservations_past_hold, reservations_undeliverable
+from .transitions import (
+    CANCELED_BY_USER,
+    HOLD_EXPIRED,
+    UNDELIVERABLE,
+    reservation_seats_transition,
+    reservation_transition,
+    seat_transition,
+)
 
 logger = logging.getLogger(__name__)
 
 DB = "concerts"
-
-# Every state change goes through these tables; anything else is refused.
-RESERVATION_TRANSITIONS: dict[str, set[str]] = {
-    ReservationStatus.PENDING: {
-        ReservationStatus.CONFIRMED,
-        ReservationStatus.SYSTEM_CANCELED,
-        ReservationStatus.CANCELED,
-    },
-    ReservationStatus.CONFIRMED: {ReservationStatus.CANCELED},
-    ReservationStatus.SYSTEM_CANCELED: set(),
-    ReservationStatus.CANCELED: set(),
-}
-SEAT_TRANSITIONS: dict[str, set[str]] = {
-    SeatStatus.AVAILABLE: {SeatStatus.HELD},
-    SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
-    SeatStatus.SOLD: {SeatStatus.AVAILABLE},  # a user cancellation before the performance
-}
-
-
-# What a user may read in a reservation's ``reason``: a small fixed vocabulary. An error's text
-# (database hosts, SQL, exception reprs) stays in the logs, the outbox row and the dead letter.
-HOLD_EXPIRED = "hold expired"
-UNDELIVERABLE = "payment request undeliverable"
-PAYMENT_ERROR = "payment error"
-CANCELED_BY_USER = "canceled by user"
-PAYMENT_REFUSALS = frozenset({"insufficient balance", "wallet missing", "amount mismatch", PAYMENT_ERROR})
-REASONS = PAYMENT_REFUSALS | {HOLD_EXPIRED, UNDELIVERABLE, CANCELED_BY_USER}
 
 
 class SeatNotFound(Exception):
@@ -85,25 +67,12 @@ class SeatLimitReached(BookingRefused):
     pass
 
 
-class NotAdmitted(Exception):
-    """A queued performance: the user has no admission from its waiting room."""
-
-
-class InvalidTransition(Exception):
-    pass
-
-
 class ReservationNotFound(Exception):
     pass
 
 
 class CannotCancel(Exception):
     """The reservation is in a state (or past a time) that a user cancellation cannot change."""
-
-
-def check_transition(table: dict[str, set[str]], current: str, target: str) -> None:
-    if target not in table[current]:
-        raise InvalidTransition(f"{current} -> {target}")
 
 
 def reservation_create(
@@ -135,9 +104,7 @@ def reservation_create(
         extra={"correlation_id": str(reservation.id)},
     )
     if performance.queue:
-        transaction.on_commit(
-            lambda: waiting_room_tell(waiting_room.queue_booking_started, performance.id, user_id), using=DB
-        )
+        admission_booking_started_on_commit(performance_id=performance.id, user_id=user_id)
     return reservation
 
 
@@ -157,12 +124,6 @@ def booking_window_check(performance: Performance, now: datetime) -> None:
         raise BookingRefused(f"Sales for this performance open at {performance.sales_open_at.isoformat()}.")
 
 
-def admission_check(*, performance_id: int, user_id: int) -> None:
-    """Raises NotAdmitted, or WaitingRoomUnavailable when Redis is down (fail closed)."""
-    if not waiting_room.queue_admitted(performance_id=performance_id, user_id=user_id):
-        raise NotAdmitted("This performance has a waiting room: join its queue and book once admitted.")
-
-
 def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[int]) -> Reservation:
     """Inside the booking's transaction: lock, check and hold every seat, or raise and hold none."""
     seats = {s.id: s for s in Seat.objects.using(DB).select_for_update().filter(pk__in=seat_ids).order_by("id")}
@@ -180,10 +141,9 @@ def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[i
         for seat in ordered
     )
     for seat in ordered:
-        seat_move(seat, SeatStatus.HELD)
+        seat_transition(seat, SeatStatus.HELD)
     publish(
-        "concert-reserve",
-        {"reservation_id": reservation.id, "user_id": user_id, "amount": reservation.amount},
+        ConcertReserve(reservation_id=reservation.id, user_id=user_id, amount=reservation.amount),
         using=DB,
         aggregate_id=reservation.id,
     )
@@ -205,12 +165,6 @@ def seats_per_user_check(*, user_id: int, performance: Performance, adding: int)
         )
 
 
-def seat_move(seat: Seat, target: str) -> None:
-    check_transition(SEAT_TRANSITIONS, seat.status, target)
-    seat.status = target
-    seat.save(using=DB, update_fields=["status"])
-
-
 def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
     """payment-success: the seats are sold. A repeat is a no-op.
 
@@ -224,8 +178,8 @@ def reservation_confirm(*, reservation_id: int, payment_id: int) -> None:
         if reservation.status != ReservationStatus.PENDING:
             reservation_request_refund(reservation, reason=reservation.reason, payment_id=payment_id)
             return
-        reservation_move(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
-        seats_move(reservation, SeatStatus.SOLD)
+        reservation_transition(reservation, ReservationStatus.CONFIRMED, SagaStep.SUCCESS_PAYMENT)
+        reservation_seats_transition(reservation, SeatStatus.SOLD)
         tickets.tickets_issue(reservation)
         admission_end_on_commit(reservation, confirmed=True)
 
@@ -240,8 +194,8 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
         reservation = reservation_lock(reservation_id)
         if reservation is None or reservation.status != ReservationStatus.PENDING:
             return False
-        reservation_move(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
-        seats_move(reservation, SeatStatus.AVAILABLE)
+        reservation_transition(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
+        reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
         admission_end_on_commit(reservation, confirmed=False)
     return True
 
@@ -269,8 +223,8 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
                 tickets.tickets_void(reservation)
             except tickets.TicketUsed as exc:
                 raise CannotCancel(str(exc)) from exc
-        reservation_move(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
-        seats_move(reservation, SeatStatus.AVAILABLE)
+        reservation_transition(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
+        reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
         if paid:
             reservation_request_refund(reservation, reason=CANCELED_BY_USER)
         else:
@@ -278,34 +232,9 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
     return reservation
 
 
-def seats_move(reservation: Reservation, target: str) -> None:
-    """Every seat of the reservation (locked, in id order); lines stay live only while it is."""
-    seats = Seat.objects.using(DB).select_for_update().filter(reservation_lines__reservation=reservation)
-    for seat in seats.order_by("id"):
-        seat_move(seat, target)
-    if reservation.status not in LIVE_STATUSES:
-        ReservationSeat.objects.using(DB).filter(reservation=reservation).update(live=False)
-
-
-def admission_end_on_commit(reservation: Reservation, *, confirmed: bool) -> None:
-    performance = reservation.seat.performance
-    if performance.queue:
-        finished = partial(waiting_room.queue_saga_finished, confirmed=confirmed)
-        transaction.on_commit(lambda: waiting_room_tell(finished, performance.id, reservation.user_id), using=DB)
-
-
-def waiting_room_tell(action: Callable[..., None], performance_id: int, user_id: int) -> None:
-    """After the commit, best effort: if Redis is down the admission simply runs out on its timer."""
-    try:
-        action(performance_id=performance_id, user_id=user_id)
-    except waiting_room.WaitingRoomUnavailable:
-        logger.warning("waiting room unreachable: admission of user %s ends on its timer", user_id)
-
-
 def reservation_request_refund(reservation: Reservation, *, reason: str, payment_id: int | None = None) -> None:
     publish(
-        "payment-refund",
-        {"reservation_id": reservation.id, "payment_id": payment_id, "reason": reason},
+        PaymentRefund(reservation_id=reservation.id, payment_id=payment_id, reason=reason),
         using=DB,
         aggregate_id=reservation.id,
     )
@@ -330,7 +259,7 @@ def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
 
 
 def reservation_lock(reservation_id: int) -> Reservation | None:
-    """The reservation, locked; its seats are locked after it (seats_move), never before."""
+    """The reservation, locked; its seats are locked after it (reservation_seats_transition), never before."""
     reservation = (
         Reservation.objects.using(DB)
         .select_for_update(of=("self",))
@@ -341,143 +270,3 @@ def reservation_lock(reservation_id: int) -> Reservation | None:
     if reservation is None:
         logger.error("reservation %s does not exist", reservation_id)
     return reservation
-
-
-def public_reason(reason: str) -> str:
-    """``reason`` if it is one of the vocabulary; anything else (an error's text) reads "payment error"."""
-    if not reason or reason in REASONS:
-        return reason
-    logger.warning("reason %r is not for users' eyes: recorded as %r", reason[:500], PAYMENT_ERROR)
-    return PAYMENT_ERROR
-
-
-def reservation_move(reservation: Reservation, target: str, step: str, reason: str = "") -> None:
-    check_transition(RESERVATION_TRANSITIONS, reservation.status, target)
-    if reservation.status == ReservationStatus.PENDING:  # the saga ends here, whichever way
-        finished = partial(metrics.saga_finished, outcome=target, started_at=reservation.created_at)
-        transaction.on_commit(finished, using=DB)
-        logger.info(
-            "reservation %s %s %s", reservation.id, target, reason or "", extra={"correlation_id": str(reservation.id)}
-        )
-    reservation.status = target
-    reservation.saga_step = step
-    reservation.reason = public_reason(reason)
-    reservation.save(using=DB, update_fields=["status", "saga_step", "reason", "updated_at"])
-
-
-def handle_payment_success(payload: dict[str, Any]) -> None:
-    reservation_confirm(reservation_id=int(payload["reservation_id"]), payment_id=int(payload["payment_id"]))
-
-
-def handle_payment_fail(payload: dict[str, Any]) -> None:
-    reservation_compensate(reservation_id=int(payload["reservation_id"]), reason=str(payload.get("reason", "")))
-
-
-def handle_payment_refunded(payload: dict[str, Any]) -> None:
-    # The saga's last word after a late payment; its inbox row completes the reservation's timeline.
-    logger.info("payment %s for reservation %s refunded", payload["payment_id"], payload["reservation_id"])
-
-
-EVENT_HANDLERS = {
-    "payment-success": handle_payment_success,
-    "payment-fail": handle_payment_fail,
-    "payment-refunded": handle_payment_refunded,
-}
-
-
-# --- Demo data ---------------------------------------------------------------------------------------
-
-DEMO_CONCERTS = [
-    (
-        "아이유 콘서트: 황금빛 저녁",
-        "IU Concert: Golden Evening",
-        "아이유 (IU)",
-        ["잠실 올림픽주경기장", "부산 사직실내체육관"],
-    ),
-    ("서울 시립 교향악단 신년 음악회", "Seoul Philharmonic New Year Concert", "서울시향", ["예술의전당 콘서트홀"]),
-    ("인디 록 페스티벌 2027", "Indie Rock Festival 2027", "잔나비, 새소년", ["KSPO DOME", "인천 파라다이스시티"]),
-]
-DEMO_GRADES = [("VIP", 180_000, 8), ("R", 140_000, 12), ("S", 110_000, 12), ("A", 80_000, 16)]
-
-
-def demo_catalogue_load(*, first_day: datetime) -> int:
-    """Idempotent: concerts are found by title, performances by venue, seats by label."""
-    created = 0
-    with transaction.atomic(using=DB):
-        for index, (title, title_en, artist, venues) in enumerate(DEMO_CONCERTS):
-            concert, _ = Concert.objects.using(DB).get_or_create(
-                title=title, defaults={"title_en": title_en, "artist": artist}
-            )
-            for day, venue in enumerate(venues):
-                starts_at = first_day + timedelta(days=7 * index + day)
-                performance, _ = Performance.objects.using(DB).get_or_create(
-                    concert=concert, venue=venue, defaults={"starts_at": starts_at}
-                )
-                existing = set(Seat.objects.using(DB).filter(performance=performance).values_list("label", flat=True))
-                seats = [
-                    Seat(performance=performance, label=f"{grade}-{number:02d}", grade=grade, price=price)
-                    for grade, price, count in DEMO_GRADES
-                    for number in range(1, count + 1)
-                    if f"{grade}-{number:02d}" not in existing
-                ]
-                Seat.objects.using(DB).bulk_create(seats)
-                created += len(seats)
-    return created
-
-
-ONSALE_TITLE = "온세일 데모: 대기열 공연"
-ONSALE_VENUE = "고척스카이돔 (waiting room demo)"
-
-
-def demo_onsale_load(*, opens_at: datetime, starts_at: datetime) -> Performance:
-    """The demo's queued performance, whose sales open at ``opens_at``: set again (and its waiting room
-    emptied) at every load, so that each start of the demo shows the pre-queue, the opening and admission.
-    """
-    with transaction.atomic(using=DB):
-        concert, _ = Concert.objects.using(DB).get_or_create(
-            title=ONSALE_TITLE, defaults={"title_en": "On-sale day demo: a queued performance", "artist": "Demo"}
-        )
-        performance, _ = Performance.objects.using(DB).get_or_create(
-            concert=concert, venue=ONSALE_VENUE, defaults={"starts_at": starts_at}
-        )
-        performance.queue, performance.sales_open_at = True, opens_at
-        performance.save(using=DB, update_fields=["queue", "sales_open_at"])
-        existing = set(Seat.objects.using(DB).filter(performance=performance).values_list("label", flat=True))
-        Seat.objects.using(DB).bulk_create(
-            Seat(performance=performance, label=f"{grade}-{number:02d}", grade=grade, price=price)
-            for grade, price, count in DEMO_GRADES
-            for number in range(1, count + 1)
-            if f"{grade}-{number:02d}" not in existing
-        )
-    # On the embedded default the server is not up yet (it starts after the demo is loaded, empty).
-    with suppress(waiting_room.WaitingRoomUnavailable):
-        waiting_room.queue_reset(performance_id=performance.id)
-    return performance
-
-
-BIG_HALL_TITLE = "부하 시험 공연 (Big Hall)"
-BIG_HALL_VENUE = "Big Hall"
-BIG_HALL_PRICE = 10_000
-
-
-def demo_big_hall_load(*, seats: int, starts_at: datetime) -> tuple[int, int]:
-    """One more performance of ``seats`` seats for load tests; (performance id, seats created).
-
-    Idempotent: the performance is found by its concert and venue, seats by label, so running it again
-    (or with a larger count) only adds what is missing.
-    """
-    with transaction.atomic(using=DB):
-        concert, _ = Concert.objects.using(DB).get_or_create(
-            title=BIG_HALL_TITLE, defaults={"title_en": "Load test (Big Hall)", "artist": "Load test"}
-        )
-        performance, _ = Performance.objects.using(DB).get_or_create(
-            concert=concert, venue=BIG_HALL_VENUE, defaults={"starts_at": starts_at}
-        )
-        existing = set(Seat.objects.using(DB).filter(performance=performance).values_list("label", flat=True))
-        missing = [
-            Seat(performance=performance, label=label, grade="S", price=BIG_HALL_PRICE)
-            for label in (f"B-{number:06d}" for number in range(1, seats + 1))
-            if label not in existing
-        ]
-        Seat.objects.using(DB).bulk_create(missing, batch_size=2000)
-    return performance.id, len(missing)

@@ -1,19 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 from django.conf import settings
 
-from ticketing.outbox.consume import CONSUMER_TASK_OPTIONS, run_consumer
-
-from .services import DB, EVENT_HANDLERS, reservation_expire_holds, reservation_repair_stuck
-
-
-@shared_task(name="concerts.handle_event", bind=True, queue="concerts", **CONSUMER_TASK_OPTIONS)
-def handle_event(self: Any, envelope: Any) -> None:
-    """Consume one event of the concerts queue (see ticketing.outbox.consume)."""
-    run_consumer(self, envelope, using=DB, handlers=EVENT_HANDLERS)
+from .services import reservation_expire_holds, reservation_repair_stuck
 
 
 @shared_task(name="concerts.sweep", ignore_result=True)

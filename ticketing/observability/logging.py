@@ -50,8 +50,6 @@ class SagaContextFilter(logging.Filter):
 
 # Said once per message by Celery, and said better by the consumer's own line ("payments: consumed ...").
 TASK_CHATTER = (" received", " succeeded in ")
-# kombu's filesystem transport (the embedded default) has no host; it says so on every connection.
-NO_HOSTNAME = "No hostname was supplied"
 
 
 class QuietHousekeeping(logging.Filter):
@@ -59,8 +57,6 @@ class QuietHousekeeping(logging.Filter):
     work) nor repeat per task what the consumer's line says; failures and retries still show."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("kombu") and str(record.msg).startswith(NO_HOSTNAME):
-            return False
         if record.levelno >= logging.WARNING or not record.name.startswith("celery"):
             return True
         message = record.getMessage()

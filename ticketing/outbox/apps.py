@@ -9,6 +9,7 @@ class OutboxConfig(AppConfig):
     def ready(self) -> None:
         from ticketing.observability import gauges
 
+        from . import checks  # noqa: F401 (registers the catalogue's checks)
         from .selectors import outbox_gauge_samples
 
         gauges.register("outbox", outbox_gauge_samples)

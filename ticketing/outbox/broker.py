@@ -4,8 +4,8 @@ On RabbitMQ a batch is published on one channel in confirm mode and the confirms
 the whole batch, instead of one round trip per message (what ``confirm_publish=True`` does). Each
 process (and thread) keeps one connection. Every message is ``mandatory``: one that no queue would
 receive comes back (basic.return) and counts as refused, instead of being confirmed and dropped.
-Other transports (the embedded filesystem one) have no confirms; there each message goes through
-Celery's ``send_task``.
+On Redis (the broker of `make run`) there are no confirms: each message goes through Celery's
+``send_task``, which returns once Redis has the message (on disk, with appendfsync always).
 
 Two kinds of failure are kept apart, because the relay treats them differently: the broker refused a
 message (nacked or returned it: the message's own failure, returned as its reason), or the broker could
@@ -25,6 +25,8 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from kombu import Connection, Producer
+
+from ticketing.events.schema import task_name
 
 # One try on the open connection, one more on a fresh one (it may have gone stale under a broker restart).
 PUBLISH_TRIES = 2
@@ -76,7 +78,7 @@ def send_each(messages: Sequence[Outgoing]) -> list[str | None]:
     try:
         for message in messages:
             current_app.send_task(
-                f"{message.queue}.handle_event", args=[message.envelope], queue=message.queue, headers=message.headers
+                task_name(message.queue), args=[message.envelope], queue=message.queue, headers=message.headers
             )
     except Exception as exc:  # the transport itself failed: nothing says which message is at fault
         raise BrokerUnavailable(repr(exc)) from exc
@@ -178,7 +180,7 @@ class ConfirmingPublisher:
         task_id = str(uuid.uuid4())
         task = amqp.as_task_v2(
             task_id,
-            f"{message.queue}.handle_event",
+            task_name(message.queue),
             args=[message.envelope],
             # Celery would otherwise build a safe repr of the whole envelope for its logs: a third
             # of the relay's CPU. The event's name and id say enough.

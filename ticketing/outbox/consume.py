@@ -6,7 +6,7 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
+from ticketing.events.catalogue import CATALOGUE
+from ticketing.events.schema import GiveUp, Handler, InvalidPayload, decode
 from ticketing.observability.events import consuming
 
 from .backoff import jittered_backoff
@@ -23,9 +25,6 @@ from .publish import current_envelope
 from .services import dead_letter_record
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any]], None]
-GiveUp = Callable[..., None]  # (payload, *, reason) -> None
 
 
 class MalformedEvent(ValueError):
@@ -38,10 +37,11 @@ def consume(envelope: Any, *, using: str, handlers: Mapping[str, Handler]) -> bo
     Returns False when the event was consumed before (a redelivery or a duplicate publish): then
     nothing happens. The handler may ``publish()``; those events carry this one's correlation id.
     """
-    event_id, event, payload = validate_envelope(envelope)
+    event_id, event, raw = validate_envelope(envelope)
     handler = handlers.get(event)
     if handler is None:
         raise MalformedEvent(f"no handler for event {event!r} in {using}")
+    payload = typed_payload(event_id, event, raw)
     token = current_envelope.set(envelope)
     try:
         with consuming(envelope, using=using) as consumption, transaction.atomic(using=using):
@@ -74,17 +74,29 @@ def validate_envelope(envelope: Any) -> tuple[uuid.UUID, str, dict[str, Any]]:
     return event_id, event, payload
 
 
+def typed_payload(event_id: uuid.UUID, event: str, raw: dict[str, Any]) -> Any:
+    """The payload as its declaration in the catalogue types it; an event outside the catalogue (the
+    outbox's own probes in tests and benchmarks) keeps its dict. ``manage.py check`` sees to it that
+    every service's handler is of a declared event."""
+    payload_type = CATALOGUE.events.get(event)
+    if payload_type is None:
+        return raw
+    try:
+        return decode(payload_type, raw)
+    except InvalidPayload as exc:
+        raise MalformedEvent(f"{event} {event_id}: bad payload: {exc}") from exc
+
+
 def record_in_inbox(*, event_id: uuid.UUID, event: str, correlation_id: str, using: str) -> bool:
     """Insert the inbox row; False if it was there already. One statement, no savepoint."""
     table = InboxMessage._meta.db_table
     connection = connections[using]
-    event_id_value = event_id.hex if connection.vendor == "sqlite" else event_id
     received_at = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (event_id, event, correlation_id, received_at) "  # noqa: S608 (table name is ours)
             "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-            [event_id_value, event, correlation_id, received_at],
+            [event_id, event, correlation_id, received_at],
         )
         return cursor.rowcount == 1
 

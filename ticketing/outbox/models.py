@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ticketing.events.catalogue import CATALOGUE
+
 SCHEMA_VERSION = 1
 
 
@@ -140,7 +142,7 @@ class DeadLetter(models.Model):
         return f"dead {self.event} {self.event_id}"
 
 
-SERVICES = ("accounts", "concerts", "payments")
+SERVICES = tuple(service.name for service in CATALOGUE.services)
 
 
 def service_proxy(model: type[models.Model], service: str) -> type[models.Model]:

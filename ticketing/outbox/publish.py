@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from ticketing.events.schema import Payload, encode
 from ticketing.observability.tracing import current_traceparent
 
 from .models import OutboxMessage
@@ -28,6 +29,25 @@ class OutboxError(RuntimeError):
 
 
 def publish(
+    event: Payload,
+    *,
+    using: str,
+    aggregate_id: str | int,
+    correlation_id: str | int | None = None,
+) -> OutboxMessage:
+    """Record ``event`` in the outbox of database ``using``; it is sent only if the transaction commits.
+
+    The payload is checked against its declaration in the catalogue (InvalidPayload names the wrong
+    field), and ``using`` must be the database of the service that publishes it.
+    """
+    if event.publisher.database != using:
+        raise OutboxError(f"{event.name} is published by {event.publisher.name}, not from database {using!r}")
+    return publish_unchecked(
+        event.name, encode(event), using=using, aggregate_id=aggregate_id, correlation_id=correlation_id
+    )
+
+
+def publish_unchecked(
     event: str,
     payload: dict[str, Any],
     *,
@@ -35,7 +55,10 @@ def publish(
     aggregate_id: str | int,
     correlation_id: str | int | None = None,
 ) -> OutboxMessage:
-    """Record ``event`` in the outbox of database ``using``; it is sent only if the transaction commits."""
+    """publish() without the catalogue: for the outbox's own tests and benchmarks (probe events).
+
+    The services publish through publish(); a service that wrote here would skip the checks.
+    """
     if not transaction.get_connection(using).in_atomic_block:
         raise OutboxError(f"publish({event!r}) must run inside transaction.atomic(using={using!r})")
     cause = current_envelope.get()

@@ -92,7 +92,8 @@ def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None =
 
 # A row waits while an earlier row of its saga is unsent, so each saga's events leave in order. The
 # claim and its lease are one statement, its own transaction: no lock outlives it, and a claim costs
-# one round trip. The CTE is materialized so that the candidates are locked (and limited) exactly once.
+# one round trip. The CTE is materialized so that the candidates are locked (and limited) exactly once;
+# SKIP LOCKED lets relays pass over each other's candidates.
 CLAIM_SQL = """
 WITH claimed AS MATERIALIZED (
     SELECT id FROM {table} AS candidate
@@ -104,7 +105,7 @@ WITH claimed AS MATERIALIZED (
       )
     ORDER BY id
     LIMIT %(limit)s
-    {lock}
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE {table} SET next_attempt_at = %(lease_end)s, lease = %(lease)s
 WHERE id IN (SELECT id FROM claimed)
@@ -119,9 +120,7 @@ def claim_due(*, using: str, limit: int) -> Claim:
     lease_seconds = settings.OUTBOX_CLAIM_LEASE_SECONDS
     expires = time.monotonic() + lease_seconds
     lease = uuid.uuid4()
-    # PostgreSQL: relays skip each other's candidates. SQLite: the statement holds the write lock.
-    lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    sql = CLAIM_SQL.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table), lock=lock)
+    sql = CLAIM_SQL.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table))
     params = {
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": limit,

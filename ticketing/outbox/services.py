@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ticketing.events.schema import task_name
 from ticketing.retention import delete_in_batches
 
 from .models import DeadLetter, InboxMessage, OutboxMessage, OutboxState, Redelivery
@@ -45,7 +46,7 @@ def dead_letters_replay(*, using: str, event_ids: list[uuid.UUID]) -> int:
     service = {alias: name for name, alias in settings.SERVICE_DATABASES.items()}[using]
     letters = list(DeadLetter.objects.using(using).filter(event_id__in=event_ids))
     for letter in letters:
-        current_app.send_task(f"{service}.handle_event", args=[letter.envelope], queue=service)
+        current_app.send_task(task_name(service), args=[letter.envelope], queue=service)
     Redelivery.objects.using(using).filter(event_id__in=event_ids).delete()
     DeadLetter.objects.using(using).filter(event_id__in=event_ids).update(replayed_at=timezone.now())
     return len(letters)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from ticketing.events.catalogue import PaymentFail, PaymentRefunded, PaymentSuccess
 from ticketing.outbox.publish import publish
 
 from .gateways import gateway
@@ -63,12 +64,7 @@ def payment_charge(*, reservation_id: int, user_id: int, amount: Any) -> Payment
     payment = Payment.objects.using(DB).create(
         reservation_id=reservation_id, user_id=user_id, amount=amount, status=PaymentStatus.SUCCEEDED
     )
-    publish(
-        "payment-success",
-        {"reservation_id": reservation_id, "payment_id": payment.id},
-        using=DB,
-        aggregate_id=payment.id,
-    )
+    publish(PaymentSuccess(reservation_id=reservation_id, payment_id=payment.id), using=DB, aggregate_id=payment.id)
     return payment
 
 
@@ -76,7 +72,7 @@ def payment_refuse(*, reservation_id: int, user_id: int, amount: int, reason: st
     payment = Payment.objects.using(DB).create(
         reservation_id=reservation_id, user_id=user_id, amount=amount, status=PaymentStatus.FAILED, reason=reason
     )
-    publish("payment-fail", {"reservation_id": reservation_id, "reason": reason}, using=DB, aggregate_id=payment.id)
+    publish(PaymentFail(reservation_id=reservation_id, reason=reason), using=DB, aggregate_id=payment.id)
     return payment
 
 
@@ -91,44 +87,19 @@ def payment_refund(*, reservation_id: int, reason: str) -> Payment | None:
     payment.reason = f"refunded: {reason}"[:200]
     payment.save(using=DB, update_fields=["status", "reason", "updated_at"])
     publish(
-        "payment-refunded",
-        {"reservation_id": reservation_id, "payment_id": payment.id, "amount": payment.amount},
+        PaymentRefunded(reservation_id=reservation_id, payment_id=payment.id, amount=payment.amount),
         using=DB,
         aggregate_id=payment.id,
     )
     return payment
 
 
-def payment_give_up(payload: dict[str, Any], *, reason: str) -> None:
+def payment_give_up(*, reservation_id: int, user_id: int, reason: str) -> None:
     """concert-reserve whose charge kept failing on transient errors: fail it, so the saga compensates.
 
     ``reason`` is the error behind it, for the logs only; the user reads "payment error".
     """
-    reservation_id = int(payload["reservation_id"])
     if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
         return
     logger.error("payment for reservation %s failed: %s", reservation_id, reason)
-    payment_refuse(reservation_id=reservation_id, user_id=int(payload["user_id"]), amount=0, reason=PAYMENT_ERROR)
-
-
-def handle_concert_reserve(payload: dict[str, Any]) -> None:
-    payment_charge(
-        reservation_id=int(payload["reservation_id"]), user_id=int(payload["user_id"]), amount=payload["amount"]
-    )
-
-
-def handle_user_registered(payload: dict[str, Any]) -> None:
-    wallet_open(user_id=int(payload["user_id"]))
-
-
-def handle_payment_refund(payload: dict[str, Any]) -> None:
-    payment_refund(reservation_id=int(payload["reservation_id"]), reason=str(payload.get("reason", "")))
-
-
-GIVE_UP_HANDLERS = {"concert-reserve": payment_give_up}
-
-EVENT_HANDLERS = {
-    "concert-reserve": handle_concert_reserve,
-    "payment-refund": handle_payment_refund,
-    "user-registered": handle_user_registered,
-}
+    payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason=PAYMENT_ERROR)

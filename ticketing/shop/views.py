@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ticketing.accounts import services as accounts
-from ticketing.api import SignupThrottle, throttle_wait
+from ticketing.api import SignupThrottle, client_address, throttle_wait
 from ticketing.concerts import selectors as concerts
 from ticketing.concerts.ticket_codes import ticket_code
 from ticketing.payments import selectors as payments
@@ -277,7 +277,7 @@ def login(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            user = accounts.user_login(**form.cleaned_data, ip=request.META.get("REMOTE_ADDR", ""))
+            user = accounts.user_login(**form.cleaned_data, ip=client_address(request))
         except accounts.LoginThrottled:
             form.add_error(None, _("Too many failed attempts. Please wait a few minutes and try again."))
             status = 429

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, client_address, errors, user_id_of
 from ticketing.idempotency.services import idempotent
 
-from .. import selectors, services, waiting_room
+from .. import admission, selectors, services, waiting_room
 from .serializers import (
     ConcertSerializer,
     QueueStatusSerializer,
@@ -109,7 +109,7 @@ class ReservationListView(APIView):
                 raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
             except services.BookingRefused as exc:
                 raise Conflict(str(exc)) from exc
-            except services.NotAdmitted as exc:
+            except admission.NotAdmitted as exc:
                 raise exceptions.PermissionDenied(str(exc)) from exc
             except waiting_room.WaitingRoomUnavailable as exc:
                 raise WaitingRoomDown from exc

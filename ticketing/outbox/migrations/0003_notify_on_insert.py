@@ -1,4 +1,4 @@
-"""On PostgreSQL, an outbox insert notifies the relay process (LISTEN outbox_pending) when it commits."""
+"""An outbox insert notifies the relay process (LISTEN outbox_pending) when it commits."""
 
 from django.db import migrations
 
@@ -18,17 +18,7 @@ DROP FUNCTION IF EXISTS outbox_notify_pending();
 """
 
 
-def create(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def drop(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [("outbox", "0002_dead_letters")]
 
-    operations = [migrations.RunPython(create, drop)]
+    operations = [migrations.RunSQL(CREATE, DROP)]

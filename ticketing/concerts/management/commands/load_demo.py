@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from ticketing.concerts.services import demo_big_hall_load, demo_catalogue_load, demo_onsale_load
+from ticketing.concerts.demo import demo_big_hall_load, demo_catalogue_load, demo_onsale_load
 
 
 class Command(BaseCommand):
