@@ -33,6 +33,15 @@ RESULTS = ROOT / "bench" / "results"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "root"}
 PG_URL = "postgres://root@127.0.0.1:5432"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672"
+# BENCH_STACK=default: measure on what `make run` starts with no configuration instead, its own
+# PostgreSQL and Redis (ticketing.devservers), Redis as the broker. Start them around the run:
+#   BENCH_STACK=default TICKETING_VAR_DIR=var/bench-default python -m ticketing.devservers python -m bench ...
+DEFAULT_STACK = os.environ.get("BENCH_STACK") == "default"
+if DEFAULT_STACK:
+    from ticketing import devservers
+
+    PG = {"host": devservers.HOST, "port": devservers.POSTGRES_PORT, "user": devservers.POSTGRES_USER}
+    PG_URL = f"postgres://{devservers.POSTGRES_USER}@{devservers.HOST}:{devservers.POSTGRES_PORT}"
 SERVICES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}  # service -> database alias
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PACKAGES = (
@@ -111,7 +120,8 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "postgresql": World.sql("postgres", "SHOW server_version")[0][0],
-        "rabbitmq": rabbitmqctl("version").strip(),
+        "rabbitmq": None if DEFAULT_STACK else rabbitmqctl("version").strip(),
+        "broker": "redis (make run's default)" if DEFAULT_STACK else "rabbitmq",
         **{pkg: installed.get(pkg.lower()) for pkg in PACKAGES},
         "loadavg_at_start": os.getloadavg(),
     }
@@ -198,6 +208,8 @@ class World:
         self.dbs = {alias: f"{self.run}_{service}" for service, alias in SERVICES.items()}
         self.vhost = self.run
         self.broker_url = f"{AMQP_URL}/{self.vhost}"
+        if DEFAULT_STACK:  # the whole Redis is the run's: the cache on database 0, the broker on 1
+            self.broker_url = devservers.redis_url().removesuffix("/0") + "/1"
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.run}_"))
         self.created: list[str] = []
         self.vhost_created = False
@@ -210,6 +222,8 @@ class World:
             f"{service.upper()}_DATABASE_URL": f"{PG_URL}/{name}"
             for service, name in zip(SERVICES, self.dbs.values(), strict=True)
         }
+        if DEFAULT_STACK:
+            self.env["REDIS_URL"] = devservers.redis_url()
         self.env |= {
             "CELERY_BROKER_URL": self.broker_url,
             "DEBUG": "0",
@@ -222,6 +236,13 @@ class World:
             "PYTHONUNBUFFERED": "1",
             **extra_env,
         }
+
+    def flush_redis(self) -> None:
+        """A run on the default stack starts and ends with its Redis empty (no queue left from another run)."""
+        import redis
+
+        for url in (devservers.redis_url(), self.broker_url):
+            redis.Redis.from_url(url).flushdb()
 
     @staticmethod
     def sql(dbname: str, statement: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -241,9 +262,12 @@ class World:
         for name in self.dbs.values():
             self.sql("postgres", f'CREATE DATABASE "{name}"')
             self.created.append(name)
-        rabbitmqctl("add_vhost", self.vhost)
-        self.vhost_created = True
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        if DEFAULT_STACK:
+            self.flush_redis()
+        else:
+            rabbitmqctl("add_vhost", self.vhost)
+            self.vhost_created = True
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         migrate = [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0", "--database"]
         procs = [
             subprocess.Popen(
@@ -263,6 +287,8 @@ class World:
         if self.vhost_created:
             rabbitmqctl("delete_vhost", self.vhost)
             self.vhost_created = False
+        if DEFAULT_STACK:
+            self.flush_redis()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def pg_stats(self) -> dict[str, dict[str, int]]:

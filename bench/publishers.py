@@ -1,11 +1,13 @@
 """The other ways to publish the harness runs the same saga through (``OUTBOX_PUBLISH_BACKEND``): each takes
-the unsaved outbox row ``publish()`` built and the caller's alias, inside the caller's transaction."""
+the unsaved outbox row ``publish()`` built and the caller's alias, inside the caller's transaction, and
+sends the event to the peers' own consumer task of each queue (``bench/peers.py``)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
 
+from bench.peers import task_name
 from ticketing.outbox.models import OutboxMessage
 
 
@@ -18,7 +20,7 @@ def delay_after_commit(message: OutboxMessage, using: str) -> None:
 
     def send() -> None:
         for queue in settings.OUTBOX_EVENT_ROUTES[message.event]:
-            current_app.send_task(f"{queue}.handle_event", args=[envelope], queue=queue)
+            current_app.send_task(task_name(queue, message.event), args=[envelope], queue=queue)
 
     transaction.on_commit(send, using=using)
 
@@ -29,4 +31,4 @@ def django_celery_outbox(message: OutboxMessage, using: str) -> None:
 
     with outbox_database(using):
         for queue in settings.OUTBOX_EVENT_ROUTES[message.event]:
-            dco_app.send_task(f"{queue}.handle_event", args=[message.envelope()], queue=queue)
+            dco_app.send_task(task_name(queue, message.event), args=[message.envelope()], queue=queue)

@@ -60,15 +60,21 @@ class Config:
     title: str
     env: dict[str, str]
     relays: dict[str, dict[str, str]]  # process name -> its extra environment
+    worker_app: str = "celery_app"  # the peers run their own consumers (bench/peers.py)
+    worker_options: tuple[str, ...] = ()
 
 
+# The peers' workers as Celery ships: the prefork pool, four messages prefetched per process (bench/peers.py).
+PEER_WORKERS = ("--pool", "prefork", "--prefetch-multiplier", "4")
+PEERS: dict[str, Any] = {"worker_app": "bench.peers", "worker_options": PEER_WORKERS}
 CONFIGS = {
     "ours": Config("ours: outbox + relay process", {}, {"relay": {}}),
-    "delay": Config(".delay() after commit (unsafe)", {BACKEND: "bench.publishers.delay_after_commit"}, {}),
+    "delay": Config(".delay() after commit (unsafe)", {BACKEND: "bench.publishers.delay_after_commit"}, {}, **PEERS),
     "dco": Config(
         "django-celery-outbox",
         {BACKEND: "bench.publishers.django_celery_outbox"},
         {f"dco-relay-{alias}": {"BENCH_DCO_DATABASE": alias} for alias in ("concerts", "payments")},
+        **PEERS,
     ),
 }
 
@@ -193,8 +199,9 @@ class System:
         celery = [str(BIN / "celery"), "-A", "celery_app"]
         self.commands = {"web": (web_command(args.web, self.port, args.web_workers), env)}
         for name, n in QUEUE_CONCURRENCY.items():
-            worker = [*celery, "worker", "-Q", name, "-n", f"{name}@%h", "--concurrency", str(n)]
-            self.commands[f"celery-{name}"] = ([*worker, "--without-mingle", "--without-gossip", "-l", "WARNING"], env)
+            worker = [str(BIN / "celery"), "-A", config.worker_app, "worker", "-Q", name, "-n", f"{name}@%h"]
+            options = ["--concurrency", str(n), *config.worker_options, "--without-mingle", "--without-gossip"]
+            self.commands[f"celery-{name}"] = ([*worker, *options, "-l", "WARNING"], env)
         self.commands["beat"] = ([*celery, "beat", "-s", str(log_dir / "beat-schedule"), "-l", "WARNING"], env)
         for name, extra in config.relays.items():
             command = "relay" if name == "relay" else "celery_outbox_relay"

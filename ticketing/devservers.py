@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES = ("accounts", "concerts", "payments")
+from ticketing.events.catalogue import CATALOGUE
+
+SERVICES = tuple(service.name for service in CATALOGUE.services)  # a database each: ticketing_<service>
 HOST = "127.0.0.1"
 POSTGRES_USER = "postgres"
 # Ports of their own, so that a PostgreSQL or Redis already on the machine is left alone; the tests'

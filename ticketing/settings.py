@@ -1,6 +1,6 @@
 """Settings for the ticketing project, read from the environment (12-factor).
 
-Every variable of docs/CONTRACT.md §2, and every tuning variable of the README, is read here and
+Every variable of docs/CONTRACT.md §2, and every tuning variable of docs/GUIDE.md, is read here and
 nowhere else. With nothing set, the project runs on the servers `make run` starts under ``var/``
 (ticketing.devservers): PostgreSQL with the three service databases, and Redis as cache, session store,
 waiting room and Celery broker.
@@ -298,10 +298,27 @@ OUTBOX_FAST_PATH = env_bool("OUTBOX_FAST_PATH", False)
 # next drain, so that one drain publishes the rows of many commits in one batch; at light load it
 # drains on every commit's NOTIFY at once.
 OUTBOX_RELAY_GATHER_SECONDS = float(os.environ.get("OUTBOX_RELAY_GATHER_SECONDS", "0.01"))
+# The relay process marks a drain's rows sent with its next claim, or alone after this long without one.
+OUTBOX_RELAY_MARK_DELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_MARK_DELAY_SECONDS", "0.02"))
 CONSUMER_MAX_REDELIVERIES = env_int("CONSUMER_MAX_REDELIVERIES", 5)
 CONSUMER_MAX_RETRIES = env_int("CONSUMER_MAX_RETRIES", 5)
 CONSUMER_RETRY_BASE_SECONDS = float(os.environ.get("CONSUMER_RETRY_BASE_SECONDS", "1"))
 CONSUMER_RETRY_CAP_SECONDS = float(os.environ.get("CONSUMER_RETRY_CAP_SECONDS", "60"))
+# Tables that grow from nothing fast (ticketing/young_tables.py): autovacuum analyzes them early, and
+# load_demo analyzes them after loading, so that a fresh database plans with statistics.
+YOUNG_TABLES = [
+    "accounts.User",
+    "concerts.Seat",
+    "concerts.Reservation",
+    "concerts.ReservationSeat",
+    "concerts.BookerLock",
+    "payments.Wallet",
+    "payments.WalletEntry",
+    "payments.Payment",
+    "idempotency.IdempotencyKey",
+    "outbox.OutboxMessage",
+    "outbox.InboxMessage",
+]
 RETENTION_SECONDS = env_int("RETENTION_SECONDS", 7 * 24 * 3600)
 # Dead outbox rows, dead letters and dead redelivery records wait for an operator: kept longer.
 DEAD_RETENTION_SECONDS = env_int("DEAD_RETENTION_SECONDS", 30 * 24 * 3600)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import all_databases, saga
+from tests.conftest import ROOT, all_databases, saga
 from tests.observability.conftest import scrape
 from tests.saga.conftest import book, settled, wait_for
 from ticketing.outbox.models import DeadLetter, OutboxMessage, OutboxState
@@ -110,6 +115,76 @@ def test_http_requests_are_counted_by_view_and_status(metrics_client: Any, api: 
     samples = scrape(metrics_client)
     assert value(samples, "ticketing_http_requests_total", **labels) == before + 1
     assert value(samples, "ticketing_http_request_duration_seconds_count", view="concert-list") >= 1
+
+
+@all_databases
+def test_a_method_no_client_should_invent_is_counted_as_other(metrics_client: Any, api: Any) -> None:
+    # given a method made up for the occasion
+    invented = f"X{uuid.uuid4().hex[:8].upper()}"
+
+    # when it is sent to the concert list
+    api.generic(invented, "/api/concerts/")
+
+    # then it made no series of its own: it counts as "other"
+    samples = scrape(metrics_client)
+    assert not any(dict(labels).get("method") == invented for _, labels in samples)
+    assert any(
+        name == "ticketing_http_requests_total" and dict(labels).get("method") == "other" for name, labels in samples
+    )
+
+
+def test_a_fresh_process_shows_the_known_outcomes_and_events_at_zero(tmp_path: Path) -> None:
+    # given a process that starts and handles nothing, writing into a metrics directory of its own
+    script = (
+        "import django; django.setup()\n"
+        "from prometheus_client import CollectorRegistry, generate_latest, multiprocess\n"
+        "registry = CollectorRegistry(); multiprocess.MultiProcessCollector(registry)\n"
+        "print(generate_latest(registry).decode())\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "ticketing.settings"}
+    output = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+
+    # then the series an alert or a rate() reads exist already, at 0
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(output)
+        for sample in family.samples
+    }
+    expected = [
+        ("ticketing_sagas_finished_total", {"outcome": outcome})
+        for outcome in ("CONFIRMED", "SYSTEM_CANCELED", "CANCELED")
+    ] + [
+        ("ticketing_events_consumed_total", {"service": "payments", "event": "concert-reserve"}),
+        ("ticketing_events_consumed_total", {"service": "concerts", "event": "payment-success"}),
+        ("ticketing_events_duplicate_total", {"service": "concerts", "event": "payment-fail"}),
+        ("ticketing_cache_fail_open_total", {"use": "throttle"}),
+    ]
+    not_at_zero = [
+        (name, labels) for name, labels in expected if samples.get((name, tuple(sorted(labels.items())))) != 0
+    ]
+    assert not_at_zero == []
+
+
+@all_databases
+def test_outside_development_metrics_are_closed_without_a_token(metrics_client: Any) -> None:
+    # given a process that is not `make run` (no TICKETING_DEV), with no METRICS_TOKEN set
+    with override_settings(DEVELOPMENT=False, METRICS_TOKEN=""):
+        # when /metrics is asked
+        response = metrics_client.get("/metrics")
+
+    # then it is refused, saying what opens it
+    assert response.status_code == 403
+    assert "METRICS_TOKEN" in response.json()["detail"]
+
+
+@all_databases
+def test_outside_development_the_token_opens_the_metrics(metrics_client: Any) -> None:
+    with override_settings(DEVELOPMENT=False, METRICS_TOKEN="s3cret-token"):
+        response = metrics_client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert response.status_code == 200
+    assert b"ticketing_sagas_started_total" in response.content
 
 
 @pytest.mark.parametrize(("header", "status"), [(None, 401), ("Bearer wrong", 401), ("Bearer s3cret-token", 200)])

@@ -22,7 +22,7 @@ from tests.saga.conftest import wait_for
 from ticketing.outbox.broker import ConfirmingPublisher
 from ticketing.outbox.models import OutboxMessage, OutboxState
 from ticketing.outbox.publish import publish_unchecked
-from ticketing.outbox.relay import broker_pause, relay_pending
+from ticketing.outbox.relay import DeferredMarks, broker_pause, marks_flush, relay_pending
 
 pytestmark = [saga]
 
@@ -119,6 +119,51 @@ def test_a_message_no_queue_would_receive_is_not_marked_sent(probe_queue: str) -
     OutboxMessage.objects.using("concerts").filter(pk=second.pk).update(next_attempt_at=timezone.now())
     assert relay_pending(using="concerts") == 1
     assert queue_depth(probe_queue) == 1
+
+
+def test_deferred_marks_go_out_with_the_next_claim_and_hold_back_the_later_rows_of_their_saga(
+    probe_queue: str,
+) -> None:
+    # given a drain that published a row and deferred its mark
+    marks = DeferredMarks()
+    first = probe_row()
+    assert relay_pending(using="concerts", marks=marks) == 1
+    (published,) = rows("concerts", [first.pk])
+    assert (published.state, marks.ids) == (OutboxState.PENDING, [first.pk])
+
+    # when a later row of the same saga and a row of another saga commit, and the next drain claims
+    with transaction.atomic(using="concerts"):
+        same_saga = publish_unchecked(
+            "probe", {"n": 2}, using="concerts", aggregate_id=1, correlation_id=first.correlation_id
+        )
+    other = probe_row()
+    assert relay_pending(using="concerts", marks=marks) == 1
+
+    # then its one statement marked the first row sent and claimed the other saga's row, not the later one
+    assert [r.state for r in rows("concerts", [first.pk, other.pk, same_saga.pk])] == [
+        OutboxState.SENT,
+        OutboxState.PENDING,
+        OutboxState.PENDING,
+    ]
+    assert marks.ids == [other.pk]
+    assert queue_depth(probe_queue) == 2
+
+    # and when no claim comes, the marks go alone; the later row of the first saga goes with the next drain
+    assert marks_flush(using="concerts", marks=marks) == 1
+    assert relay_pending(using="concerts") == 1
+    assert {r.state for r in rows("concerts", [first.pk, other.pk, same_saga.pk])} == {OutboxState.SENT}
+
+
+def test_a_drain_reads_the_notifications_before_each_claim(probe_queue: str) -> None:
+    # given two committed rows
+    probe_row(), probe_row()
+    calls: list[int] = []
+
+    # when a drain runs with a hook before its claims
+    sent = relay_pending(using="concerts", batch_size=1, before_claim=lambda: calls.append(1))
+
+    # then the hook ran before every claim (two that found a row, one that found none)
+    assert (sent, len(calls)) == (2, 3)
 
 
 def relay_loop(pool: Workers, name: str) -> Any:

@@ -20,7 +20,7 @@ from .conftest import seat_button, seat_of
 
 pytestmark = [saga]
 
-# The waiting room as the README shows it (refreshed by the test that walks through it).
+# The waiting room as the guide (docs/GUIDE.md) shows it (refreshed by the test that walks through it).
 WAITING_ROOM_SCREENSHOT = ROOT / "docs" / "shop-waiting-room.png"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.utils import timezone
@@ -81,6 +82,33 @@ WAITING_ROOM_ADMISSIONS = Counter(
 )
 
 
+# A method no client can invent: anything else is counted as "other" (each label value is a series
+# in every process's file).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def http_method_label(method: str | None) -> str:
+    return method if method in HTTP_METHODS else "other"
+
+
+def start_at_zero(counter: Counter, label_sets: Iterable[tuple[str, ...]]) -> None:
+    """Create each known label set's series at 0 (Prometheus' advice): ``rate()`` and the alerts then
+    work from the first scrape instead of from the first event."""
+    for labels in label_sets:
+        counter.labels(*labels)
+
+
+def saga_outcomes_known(outcomes: Iterable[str]) -> None:
+    """For concerts (at start): the states a saga can end in."""
+    start_at_zero(SAGAS_FINISHED, ((outcome,) for outcome in outcomes))
+
+
+def events_known(*, service: str, events: Iterable[str]) -> None:
+    """For each consuming service (at start): the events it consumes."""
+    start_at_zero(EVENTS_CONSUMED, ((service, event) for event in events))
+    start_at_zero(EVENTS_DUPLICATE, ((service, event) for event in events))
+
+
 def saga_started() -> None:
     SAGAS_STARTED.inc()
 
@@ -99,6 +127,10 @@ def relay_batch(*, database: str, claimed: int, sent: int) -> None:
 def waiting_room_admitted(*, performance_id: int | str, count: int = 1) -> None:
     """For the waiting room: call when users are admitted (its length is a gauge, see ``gauges``)."""
     WAITING_ROOM_ADMISSIONS.labels(str(performance_id)).inc(count)
+
+
+CACHE_USES = ("throttle", "login-delay")
+start_at_zero(CACHE_FAIL_OPEN, ((use,) for use in CACHE_USES))
 
 
 def cache_fail_open(*, use: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from .metrics import HTTP_DURATION, HTTP_REQUESTS
+from .metrics import HTTP_DURATION, HTTP_REQUESTS, http_method_label
 
 
 class RequestMetricsMiddleware:
@@ -20,6 +20,6 @@ class RequestMetricsMiddleware:
         # The route's name, not the path: ids in paths would make a series per reservation.
         match = getattr(request, "resolver_match", None)
         view = (match.view_name or match.route) if match else "unmatched"
-        HTTP_REQUESTS.labels(view, request.method or "", str(response.status_code)).inc()
+        HTTP_REQUESTS.labels(view, http_method_label(request.method), str(response.status_code)).inc()
         HTTP_DURATION.labels(view).observe(time.perf_counter() - started)
         return response

@@ -10,6 +10,12 @@ ends: they are published twice and the consumers' inbox absorbs the duplicate.
 
 Only a row's own failure (no route, nacked or returned by the broker) spends one of its attempts. When
 the broker cannot be reached the relay gives the rows back untouched and pauses (``broker_pause``).
+
+Small drains cost few round trips. The relay process defers marking (``DeferredMarks``): the rows a drain
+published are marked sent by the same statement that makes the next claim on that database, so that under
+load a drain costs one statement; when no claim follows within ``OUTBOX_RELAY_MARK_DELAY_SECONDS`` the
+marks go alone. A deferred row stays leased (and blocks the later rows of its saga) until it is marked; a
+relay that dies with marks deferred leaves those rows to fall due again, like one that died before its mark.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -73,17 +80,49 @@ class Claim:
     using: str
 
 
-def relay_pending(*, using: str, max_batches: int = 10, batch_size: int | None = None) -> int:
-    """Publish due rows of database ``using`` until none is left or ``max_batches`` ran; return the count sent."""
+@dataclass
+class DeferredMarks:
+    """Rows of one database the broker confirmed, not marked sent yet: the next claim marks them."""
+
+    ids: list[int] = field(default_factory=list)
+    leases: set[uuid.UUID] = field(default_factory=set)
+
+    def add(self, lease: uuid.UUID, ids: list[int]) -> None:
+        if ids:
+            self.ids.extend(ids)
+            self.leases.add(lease)
+
+    def take(self) -> tuple[list[int], list[str]]:
+        ids, leases = self.ids, [str(lease) for lease in self.leases]
+        self.ids, self.leases = [], set()
+        return ids, leases
+
+
+def relay_pending(
+    *,
+    using: str,
+    max_batches: int = 10,
+    batch_size: int | None = None,
+    marks: DeferredMarks | None = None,
+    before_claim: Callable[[], None] | None = None,
+) -> int:
+    """Publish due rows of database ``using`` until none is left or ``max_batches`` ran; return the count sent.
+
+    With ``marks`` (the relay process, on PostgreSQL) the rows sent are left in it for the next claim to
+    mark; ``before_claim`` runs before every claim (the relay process reads its notifications there, so
+    that one drain answers every commit notified before it).
+    """
     limit = batch_size or settings.OUTBOX_BATCH_SIZE
     sent_total = 0
     for _ in range(max_batches):
         if broker_pause.active():
             break
-        claim = claim_due(using=using, limit=limit)
+        if before_claim is not None:
+            before_claim()
+        claim = claim_due(using=using, limit=limit, marks=marks)
         if not claim.rows:
             break
-        sent = publish_claim(claim)
+        sent = publish_claim(claim, marks=marks)
         sent_total += sent
         if len(claim.rows) < limit or not sent:  # a batch that failed: try again later
             break
@@ -112,21 +151,53 @@ WHERE id IN (SELECT id FROM claimed)
 RETURNING *
 """
 
+# PostgreSQL: the marks a drain deferred, in the statement of the next claim. A data-modifying CTE runs
+# once whether or not it is read; the claim's snapshot still sees the marked rows pending (so the later
+# rows of their sagas wait for the claim after), and never takes them again.
+MARK_AND_CLAIM_SQL = """
+WITH marked AS (
+    UPDATE {table} SET state = 'SENT', sent_at = %(now)s, lease = NULL
+    WHERE id = ANY(%(sent)s) AND lease = ANY(%(sent_leases)s::uuid[])
+), claimed AS MATERIALIZED (
+    SELECT id FROM {table} AS candidate
+    WHERE state = 'PENDING' AND next_attempt_at <= %(now)s AND NOT (id = ANY(%(sent)s))
+      AND NOT EXISTS (
+          SELECT 1 FROM {table} AS earlier
+          WHERE earlier.state = 'PENDING' AND earlier.correlation_id = candidate.correlation_id
+            AND earlier.id < candidate.id
+      )
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {table} SET next_attempt_at = %(lease_end)s, lease = %(lease)s
+WHERE id IN (SELECT id FROM claimed)
+RETURNING *
+"""
 
-def claim_due(*, using: str, limit: int) -> Claim:
-    """Lease up to ``limit`` due rows of database ``using``, oldest first, for this relay alone."""
+
+def claim_due(*, using: str, limit: int, marks: DeferredMarks | None = None) -> Claim:
+    """Lease up to ``limit`` due rows of database ``using``, oldest first, for this relay alone.
+
+    ``marks`` deferred by earlier drains are written by the same statement.
+    """
     connection = connections[using]
     now = timezone.now()
     lease_seconds = settings.OUTBOX_CLAIM_LEASE_SECONDS
     expires = time.monotonic() + lease_seconds
     lease = uuid.uuid4()
-    sql = CLAIM_SQL.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table))
-    params = {
+    marking = marks is not None and bool(marks.ids)
+    template = MARK_AND_CLAIM_SQL if marking else CLAIM_SQL
+    sql = template.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table))
+    params: dict[str, object] = {
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": limit,
         "lease_end": connection.ops.adapt_datetimefield_value(now + timedelta(seconds=lease_seconds)),
         "lease": OutboxMessage._meta.get_field("lease").get_db_prep_value(lease, connection),
     }
+    if marking:
+        assert marks is not None
+        params["sent"], params["sent_leases"] = marks.take()
     rows = sorted(OutboxMessage.objects.using(using).raw(sql, params), key=lambda row: row.id)
     return Claim(rows=rows, lease=lease, expires=expires, using=using)
 
@@ -136,8 +207,20 @@ def claim_due_rows(*, using: str, limit: int) -> list[OutboxMessage]:
     return claim_due(using=using, limit=limit).rows
 
 
-def publish_claim(claim: Claim) -> int:
-    """Publish a claimed batch; mark sent what the broker confirmed, fail what it refused."""
+def marks_flush(*, using: str, marks: DeferredMarks) -> int:
+    """Write the deferred marks alone (no claim followed them in time); the count of rows marked."""
+    ids, leases = marks.take()
+    if not ids:
+        return 0
+    return (
+        OutboxMessage.objects.using(using)
+        .filter(id__in=ids, lease__in=leases)
+        .update(state=OutboxState.SENT, sent_at=timezone.now(), lease=None)
+    )
+
+
+def publish_claim(claim: Claim, *, marks: DeferredMarks | None = None) -> int:
+    """Publish a claimed batch; mark sent what the broker confirmed (now, or with ``marks``), fail what it refused."""
     rows = claim.rows
     unroutable = [row for row in rows if not settings.OUTBOX_EVENT_ROUTES.get(row.event)]
     if unroutable:
@@ -163,7 +246,12 @@ def publish_claim(claim: Claim) -> int:
             refused.setdefault(row.id, refusal)
     for refusal, ids in group_by_reason(refused).items():
         record_failure(claim, [row for row in rows if row.id in ids], error=refusal)
-    sent = mark_sent(claim, [row.id for row in rows if row.id not in refused])
+    confirmed = [row.id for row in rows if row.id not in refused]
+    if marks is not None:
+        marks.add(claim.lease, confirmed)
+        sent = len(confirmed)
+    else:
+        sent = mark_sent(claim, confirmed)
     metrics.relay_batch(database=claim.using, claimed=len(claim.rows), sent=sent)
     return sent
 

@@ -6,4 +6,8 @@ class PaymentsConfig(AppConfig):
     label = "payments"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401 (registers the consumer of payments' events)
+        from ticketing.observability import metrics
+
+        from . import handlers  # registers the consumer of payments' events
+
+        metrics.events_known(service=handlers.consumer.service.name, events=handlers.consumer.handlers)

@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from ticketing.concerts.demo import demo_big_hall_load, demo_catalogue_load, demo_onsale_load
+from ticketing.concerts.services import DB
+from ticketing.young_tables import analyze
 
 
 class Command(BaseCommand):
@@ -37,3 +39,4 @@ class Command(BaseCommand):
                 raise SystemExit(2)
             performance_id, added = demo_big_hall_load(seats=seats, starts_at=first_day + timedelta(days=60))
             self.stdout.write(f"big hall: performance {performance_id}, {added} seats created")
+        analyze(using=DB)  # fresh seats: plan with statistics at once, not after autovacuum's first pass

@@ -17,4 +17,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         aliases = options["using"] or list(settings.DATABASES)
         self.stdout.write(f"relaying {', '.join(aliases)}")
-        run_relay(aliases, gather_seconds=settings.OUTBOX_RELAY_GATHER_SECONDS)
+        run_relay(
+            aliases,
+            gather_seconds=settings.OUTBOX_RELAY_GATHER_SECONDS,
+            mark_delay_seconds=settings.OUTBOX_RELAY_MARK_DELAY_SECONDS,
+        )
