@@ -22,7 +22,7 @@ TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 # (ticketing.devservers, started by the suite) under a folder and on ports of its own, so that it never
 # meets a `make run` of the same clone; no database URL, broker URL or Redis URL.
 FREE_PORT = $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-EMBEDDED_TEST_ENV := env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
+EMBEDDED_TEST_ENV = env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
 	-u CELERY_BROKER_URL -u REDIS_URL -u QUEUE_REDIS_URL TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	EMBEDDED_POSTGRES_PORT=$(FREE_PORT) EMBEDDED_REDIS_PORT=$(FREE_PORT) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \

@@ -161,8 +161,7 @@ def progress_of(request: HttpRequest, reservation_id: int) -> tuple[Any, Any]:
     reservation = concerts.reservation_get(user_id=user_id_of(request), reservation_id=reservation_id)
     if reservation is None:
         raise Http404
-    payment = payments.payment_for_reservation(user_id=user_id_of(request), reservation_id=reservation_id)
-    return reservation, booking_progress(reservation, payment)
+    return reservation, booking_progress(reservation, concerts.reservation_saga_steps(reservation_id=reservation.id))
 
 
 @require_GET
