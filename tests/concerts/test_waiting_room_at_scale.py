@@ -18,6 +18,7 @@ from tests.conftest import access_token, all_databases, saga
 from ticketing.concerts import waiting_room
 from ticketing.concerts.waiting_room import queue_advance, queue_join, queue_status
 from ticketing.front import queue as front_queue
+from ticketing.observability import metrics
 
 QUEUE = "/api/performances/{}/queue/"
 
@@ -59,7 +60,7 @@ def test_a_poll_with_a_ticket_costs_no_redis_round_trip_and_no_database_query(
 
         monkeypatch.setattr(waiting_room, name, counted)
     monkeypatch.setattr(front_queue.selectors, "performance_get", lambda **_: pytest.fail("a database query"))
-    started = time.monotonic()
+    started, fast_before = time.monotonic(), fast_answers("ticket")
     polls = [
         front.request("GET", QUEUE.format(performance_id), {"X-Queue-Ticket": answer.json()["ticket"]})
         for _ in range(5)
@@ -72,6 +73,12 @@ def test_a_poll_with_a_ticket_costs_no_redis_round_trip_and_no_database_query(
     assert all(p.json()["poll_after_seconds"] >= 0.9 for p in polls)
     assert round_trips.count("aqueue_state") <= 1 + int(time.monotonic() - started)
     assert "aqueue_status" not in round_trips
+    # and the metrics count them so
+    assert fast_answers("ticket") - fast_before == 30
+
+
+def fast_answers(cost: str) -> float:
+    return float(metrics.WAITING_ROOM_FAST_ANSWERS.labels(cost)._value.get())
 
 
 @saga
@@ -104,9 +111,7 @@ def test_a_join_through_the_front_refuses_an_unknown_or_unqueued_performance(
     assert unqueued.json()["detail"] == waiting_room.NO_WAITING_ROOM
 
 
-def test_the_front_answers_503_with_retry_after_when_redis_is_down(
-    front: Front, make_user: Any, room: int, django_db_blocker: Any
-) -> None:
+def test_the_front_answers_503_with_retry_after_when_redis_is_down(front: Front, room: int) -> None:
     # given Redis unreachable and a ticket the user got before
     status = waiting_room.QueueStatus(5, False, None, turn=9, epoch="e")
     ticket = waiting_room.queue_ticket_issue(performance_id=room, user_id=1, status=status)

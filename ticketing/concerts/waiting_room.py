@@ -457,14 +457,12 @@ def _ascript() -> Any:
     return _aclient().register_script(_SCRIPT)
 
 
-_loaded: set[int] = set()  # the asyncio clients (by id) that have loaded the script (see _script)
-
-
 async def _arun(performance_id: int, args: list[Any], user_id: int = 0, address: str = "") -> list[Any]:
+    client = _aclient()
     try:
-        if id(_aclient()) not in _loaded:
-            await _aclient().script_load(_SCRIPT)
-            _loaded.add(id(_aclient()))
+        if not getattr(client, "ticketing_script_loaded", False):  # see _script
+            await client.script_load(_SCRIPT)
+            client.ticketing_script_loaded = True  # type: ignore[attr-defined]
         return list(await _ascript()(keys=_keys(performance_id, user_id, address), args=args))
     except redis.RedisError as exc:
         logger.error("waiting room of performance %s: %s", performance_id, exc)

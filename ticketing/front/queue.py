@@ -31,6 +31,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from ticketing.api import address_of
 from ticketing.concerts import selectors, waiting_room
 from ticketing.concerts.waiting_room import QueueStatus, QueueTicket, RoomState
+from ticketing.observability import metrics
 
 STATE_SECONDS = 1.0  # the shared "now serving": at most this old
 PERFORMANCE_SECONDS = 1.0  # a performance's waiting room and opening, for joins: at most this old
@@ -181,11 +182,13 @@ async def poll(performance_id: int, headers: dict[str, str], send: Send) -> bool
     if ticket:
         state = await states.get(performance_id)
         if (quick := from_ticket(ticket, state)) is not None:
+            metrics.waiting_room_fast_answer(redis_call=False)
             return await respond(send, 200, waiting_room.queue_answer(quick, headers_ticket(headers)))
         user_id = ticket.user_id
     if user_id is None:
         return False
     status = await waiting_room.aqueue_status(performance_id=performance_id, user_id=user_id)
+    metrics.waiting_room_fast_answer(redis_call=True)
     if status is None:
         return await respond(send, 404, {"detail": waiting_room.NOT_IN_ROOM})
     return await respond_place(send, performance_id, status, user_id, ticket.session if ticket else "")
@@ -227,6 +230,8 @@ async def join(performance_id: int, headers: dict[str, str], scope: dict[str, An
         )
     except waiting_room.JoinThrottled as exc:
         return await respond_later(send, 429, str(exc), exc.retry_after_seconds)
+    finally:
+        metrics.waiting_room_fast_answer(redis_call=True)
     return await respond_place(send, performance_id, status, user_id, "")
 
 
