@@ -95,3 +95,27 @@ def test_the_relay_sends_a_drain_in_messages_of_up_to_the_batch_size() -> None:
     # then they go in order in batches of 3, 3 and a single message for the last
     assert [[row.id for row in carried] for carried, _ in outgoing] == [[0, 1, 2], [3, 4, 5], [6]]
     assert [message.task()[0] for _, message in outgoing] == ["payments.handle_events"] * 2 + ["payments.handle_event"]
+
+
+def test_the_events_a_batch_publishes_carry_each_their_own_saga(fund: Any) -> None:
+    # given two users with money and a batch of two payment requests, one per saga
+    fund(7_000_031, 100_000)
+    fund(7_000_032, 100_000)
+    requests = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event": "concert-reserve",
+            "correlation_id": f"batch-saga-{n}",
+            "payload": {"reservation_id": 8_000_000 + n, "user_id": 7_000_030 + n, "amount": 50_000},
+        }
+        for n in (1, 2)
+    ]
+
+    # when the batch is applied
+    assert consume_batch(requests, using="payments", handlers=payments_consumer.handlers) == []
+
+    # then each charge announced its success under its own saga, caused by its own request
+    published = OutboxMessage.objects.using("payments").filter(correlation_id__startswith="batch-saga-")
+    assert sorted((row.event, row.correlation_id, str(row.causation_id)) for row in published) == [
+        ("payment-success", f"batch-saga-{n}", requests[n - 1]["event_id"]) for n in (1, 2)
+    ]

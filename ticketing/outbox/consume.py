@@ -24,7 +24,7 @@ from ticketing.observability.events import consuming
 
 from .backoff import jittered_backoff
 from .models import InboxMessage, Redelivery
-from .publish import current_envelope
+from .publish import current_envelope, outbox_rows_together
 from .services import dead_letter_record
 
 logger = logging.getLogger(__name__)
@@ -315,11 +315,14 @@ def incoming_of(envelope: Any, *, handlers: Mapping[str, Handler]) -> Incoming:
 def apply_batch(events: list[Incoming], *, using: str, isolate: bool) -> Failed:
     """One transaction: one inbox statement for the batch, then each new event's handler in order.
 
-    ``isolate``: each handler in a savepoint of its own; a failing one is rolled back alone and its inbox
-    row deleted (so that its retry or replay applies it), and the others commit.
+    ``isolate``: each handler in a savepoint of its own (its outbox rows written at once); a failing one
+    is rolled back alone and its inbox row deleted (so that its retry or replay applies it), and the
+    others commit.
     """
     failed: list[tuple[Incoming, Exception]] = []
-    with transaction.atomic(using=using):
+    # Without savepoints the outbox rows the handlers publish go in with one INSERT at the end.
+    together = nullcontext() if isolate else outbox_rows_together(using=using)
+    with transaction.atomic(using=using), together:
         fresh = record_many_in_inbox(events, using=using)
         for event in events:
             try:
