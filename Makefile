@@ -22,7 +22,7 @@ TEST_ENV := TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 # (ticketing.devservers, started by the suite) under a folder and on ports of its own, so that it never
 # meets a `make run` of the same clone; no database URL, broker URL or Redis URL.
 FREE_PORT = $(shell $(PYTHON) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-EMBEDDED_TEST_ENV := env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
+EMBEDDED_TEST_ENV = env -u ACCOUNTS_DATABASE_URL -u CONCERTS_DATABASE_URL -u PAYMENTS_DATABASE_URL \
 	-u CELERY_BROKER_URL -u REDIS_URL -u QUEUE_REDIS_URL TICKETING_DEV=1 TICKETING_TEST_RUN=$(TEST_RUN) \
 	EMBEDDED_POSTGRES_PORT=$(FREE_PORT) EMBEDDED_REDIS_PORT=$(FREE_PORT) \
 	PAYMENTS_GATEWAY=ticketing.payments.gateways.FaultInjectingGateway CONSUMER_MAX_RETRIES=3 CONSUMER_RETRY_BASE_SECONDS=0.05 \
@@ -88,7 +88,7 @@ chaos: install
 
 # Benchmarks (about 50 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
 # .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone;
-# then the on-sale rush with and without the waiting room.
+# then the on-sale rush with and without the waiting room, and a poll flood (needs wrk).
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python -m bench --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
@@ -97,7 +97,8 @@ bench: install
 		--chart docs/saga-open.png
 	$(BIN)/python -m bench --configs ours,delay,dco --mode burst --chart docs/saga-burst.png
 	$(BIN)/python -m bench --mode relay --chart docs/relay-throughput.png
-	$(BIN)/python -m bench --mode rush
+	$(BIN)/python -m bench --mode rush --clients 10000
+	$(BIN)/python -m bench --mode poll-flood
 
 # The shop's Korean text: the compiled .mo is committed; run this after editing the .po (needs gettext).
 messages: install

@@ -26,7 +26,7 @@ from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from ticketing import devservers
 from ticketing.accounts.models import User
@@ -333,7 +333,7 @@ def fund() -> Callable[[int, int], Wallet]:
 
 
 def access_token(user: User) -> str:
-    return str(RefreshToken.for_user(user).access_token)
+    return str(AccessToken.for_user(user))
 
 
 def new_client() -> APIClient:

@@ -138,9 +138,9 @@ def pid_alive(pidfile: Path) -> bool:
     return True
 
 
-def wait_until(ready: object, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], name: str, log: Path) -> None:
     deadline = time.monotonic() + START_SECONDS
-    while not ready():  # type: ignore[operator]
+    while not ready():
         if process.poll() is not None:
             raise CannotStart(f"{name} exited at start ({last_line(log)})")
         if time.monotonic() > deadline:
@@ -311,6 +311,8 @@ def stop_servers(servers: list[Server]) -> None:
 def run(command: list[str]) -> int:
     try:
         servers = start_servers()
+    except KeyboardInterrupt:  # Ctrl-C while they start: those started are stopped already
+        return 130
     except (CannotStart, OSError, subprocess.SubprocessError) as exc:
         reason = exc if isinstance(exc, CannotStart) else f"{type(exc).__name__}: {exc}"
         print(f"make run could not start its own servers: {reason}; {CONFIGURE}.", file=sys.stderr)

@@ -8,10 +8,14 @@ from typing import Any
 import jwt
 import pytest
 from django.conf import settings
+from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from tests.conftest import PASSWORD, access_token, all_databases, new_client
+from ticketing.accounts.tasks import tokens_expire
 
 pytestmark = [all_databases]
 
@@ -46,9 +50,10 @@ def test_a_valid_refresh_token_gets_a_new_access_token(api: APIClient, make_user
     # when it is exchanged
     response = api.post(REFRESH, {"refresh": refresh}, format="json")
 
-    # then the answer is a new access token for the same user
+    # then the answer is a new access token for the same user, and a new refresh token
     assert response.status_code == 200, response.content
-    assert set(response.json()) == {"access"}
+    assert set(response.json()) == {"access", "refresh"}
+    assert response.json()["refresh"] != refresh
     assert AccessToken(response.json()["access"])["user_id"] == str(user.id)
     assert me(response.json()["access"]).status_code == 200
 
@@ -84,6 +89,74 @@ def test_the_refresh_token_of_a_deleted_user_is_a_401(api: APIClient, make_user:
 
     # then it is a 401: without valid credentials, not a 404
     assert response.status_code == 401, response.content
+
+
+def test_a_refresh_token_works_once_and_its_successor_works_next(api: APIClient, make_user: Any) -> None:
+    # given a refresh token that was exchanged once
+    first = tokens_of(make_user())["refresh"]
+    second = api.post(REFRESH, {"refresh": first}, format="json").json()["refresh"]
+
+    # when the used one is sent again, and then the one it was exchanged for
+    replayed = api.post(REFRESH, {"refresh": first}, format="json")
+    rotated = api.post(REFRESH, {"refresh": second}, format="json")
+
+    # then the used one is refused and its successor works
+    assert replayed.status_code == 401, replayed.content
+    assert rotated.status_code == 200, rotated.content
+
+
+def test_the_refresh_token_of_a_deactivated_user_is_a_401(api: APIClient, make_user: Any) -> None:
+    # given a user's refresh token, and the account deactivated since
+    user = make_user()
+    refresh = tokens_of(user)["refresh"]
+    user.is_active = False
+    user.save(using="default")
+
+    # when it is exchanged
+    response = api.post(REFRESH, {"refresh": refresh}, format="json")
+
+    # then it is refused
+    assert response.status_code == 401, response.content
+
+
+def test_a_password_change_ends_every_refresh_token_and_session(api: APIClient, make_user: Any) -> None:
+    # given a user logged in on two devices and in the shop
+    user = make_user()
+    devices = [tokens_of(user)["refresh"] for _ in range(2)]
+    browser = Client()
+    browser.force_login(user)
+    assert browser.get("/wallet/").status_code == 200
+
+    # when the password is changed (as the admin's form and `changepassword` do)
+    user.set_password("another-horse-battery-7")
+    user.save(using="default")
+
+    # then neither device can refresh, and the shop asks for a login again
+    assert [api.post(REFRESH, {"refresh": r}, format="json").status_code for r in devices] == [401, 401]
+    assert browser.get("/wallet/").status_code == 302
+
+
+def test_other_changes_to_a_user_keep_their_refresh_tokens(api: APIClient, make_user: Any) -> None:
+    user = make_user()
+    refresh = tokens_of(user)["refresh"]
+    user.email = "kim@example.com"
+    user.save(using="default")
+    assert api.post(REFRESH, {"refresh": refresh}, format="json").status_code == 200
+
+
+def test_expired_refresh_tokens_are_forgotten(make_user: Any) -> None:
+    # given a refresh token past its expiry and one still valid
+    user = make_user()
+    tokens_of(user)
+    tokens_of(user)
+    expired, valid = OutstandingToken.objects.filter(user_id=user.id).order_by("id")
+    OutstandingToken.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    # when the beat task runs
+    tokens_expire()
+
+    # then the expired one is gone and the valid one stays
+    assert list(OutstandingToken.objects.filter(user_id=user.id)) == [valid]
 
 
 # --- me ------------------------------------------------------------------------------------------------

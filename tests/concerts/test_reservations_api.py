@@ -5,9 +5,11 @@ The test's transaction never commits, so the relay never runs and every reservat
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.conftest import all_databases
@@ -71,9 +73,17 @@ def test_booking_asks_payments_for_the_money_through_the_concerts_outbox(
     # when a user books it
     reservation_id = book(client_for(user), seat.id).json()["id"]
 
-    # then a concert-reserve event with the reservation, user and amount waits in the concerts outbox
+    # then a concert-reserve event with the reservation, user, amount and the hold's deadline waits in the
+    # concerts outbox
     message = OutboxMessage.objects.using("concerts").get(event="concert-reserve")
-    assert message.payload == {"reservation_id": reservation_id, "user_id": user.id, "amount": 42_000}
+    created_at = Reservation.objects.using("concerts").get(pk=reservation_id).created_at
+    deadline = (created_at + timedelta(seconds=settings.RESERVATION_HOLD_SECONDS)).astimezone(UTC)
+    assert message.payload == {
+        "reservation_id": reservation_id,
+        "user_id": user.id,
+        "amount": 42_000,
+        "hold_until": deadline.isoformat().replace("+00:00", "Z"),
+    }
     assert (message.aggregate_id, message.correlation_id) == (str(reservation_id), str(reservation_id))
     assert message.state == "PENDING"
 

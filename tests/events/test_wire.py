@@ -51,8 +51,8 @@ def envelope_before(event: str, payload: dict[str, Any], correlation_id: str = "
     }
 
 
-def test_every_declared_event_has_its_payloads_from_before_listed_here() -> None:
-    assert set(PAYLOADS_BEFORE) == set(CATALOGUE.events)
+def test_every_event_from_before_the_catalogue_is_still_declared_under_its_name() -> None:
+    assert set(PAYLOADS_BEFORE) <= set(CATALOGUE.events)
 
 
 @pytest.mark.parametrize(

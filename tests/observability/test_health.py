@@ -50,10 +50,10 @@ def test_readyz_names_the_database_that_does_not_answer(metrics_client: Any, pay
     # when readiness is asked
     response = metrics_client.get("/readyz")
 
-    # then it is 503 and names the payments database alone
+    # then it is 503 and names the payments database alone, without the driver's error text
     assert response.status_code == 503
-    down = response.json()["down"]
-    assert len(down) == 1 and down[0].startswith("database payments:"), down
+    assert response.json()["down"] == ["database payments"]
+    assert "127.0.0.1" not in response.content.decode()
 
 
 @all_databases
@@ -66,6 +66,7 @@ def test_readyz_names_the_broker_when_it_does_not_answer(metrics_client: Any, mo
     # when readiness is asked
     response = metrics_client.get("/readyz")
 
-    # then it is 503 and names the broker
+    # then it is 503 and names the broker, without the connection's error text
     assert response.status_code == 503
-    assert [entry.split(":")[0] for entry in response.json()["down"]] == ["broker"]
+    assert response.json()["down"] == ["broker"]
+    assert "127.0.0.1" not in response.content.decode()

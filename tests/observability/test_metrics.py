@@ -167,6 +167,26 @@ def test_a_fresh_process_shows_the_known_outcomes_and_events_at_zero(tmp_path: P
     assert not_at_zero == []
 
 
+@all_databases
+def test_outside_development_metrics_are_closed_without_a_token(metrics_client: Any) -> None:
+    # given a process that is not `make run` (no TICKETING_DEV), with no METRICS_TOKEN set
+    with override_settings(DEVELOPMENT=False, METRICS_TOKEN=""):
+        # when /metrics is asked
+        response = metrics_client.get("/metrics")
+
+    # then it is refused, saying what opens it
+    assert response.status_code == 403
+    assert "METRICS_TOKEN" in response.json()["detail"]
+
+
+@all_databases
+def test_outside_development_the_token_opens_the_metrics(metrics_client: Any) -> None:
+    with override_settings(DEVELOPMENT=False, METRICS_TOKEN="s3cret-token"):
+        response = metrics_client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert response.status_code == 200
+    assert b"ticketing_sagas_started_total" in response.content
+
+
 @pytest.mark.parametrize(("header", "status"), [(None, 401), ("Bearer wrong", 401), ("Bearer s3cret-token", 200)])
 @all_databases
 def test_metrics_want_the_token_when_one_is_set(metrics_client: Any, header: str | None, status: int) -> None:

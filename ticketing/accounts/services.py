@@ -8,10 +8,13 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from ticketing.cache_policy import fail_open
 from ticketing.events.catalogue import UserRegistered
 from ticketing.outbox.publish import publish
+from ticketing.retention import delete_in_batches
 
 from .models import User
 from .selectors import DB, login_account_key, login_failure_keys, login_wait_key, login_wait_seconds, user_by_username
@@ -102,6 +105,26 @@ def login_failure_count(key: str) -> int:
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=window)
         return 1
+
+
+def user_tokens_revoke(*, user_id: int) -> int:
+    """Blacklist every refresh token of the user still outstanding: after a password change, every
+    device logs in again (access tokens end within ACCESS_TOKEN_LIFETIME; sessions end by themselves,
+    since Django checks a session against the password's hash). The number revoked."""
+    outstanding = OutstandingToken.objects.using(DB).filter(user_id=user_id, blacklistedtoken__isnull=True)
+    revoked = [BlacklistedToken(token=token) for token in outstanding]
+    BlacklistedToken.objects.using(DB).bulk_create(revoked, ignore_conflicts=True)
+    return len(revoked)
+
+
+def refresh_tokens_expired_delete(*, batch_size: int | None = None) -> int:
+    """Forget refresh tokens past their expiry (with their blacklist rows): they are refused anyway."""
+    return delete_in_batches(
+        OutstandingToken.objects.using(DB).filter(expires_at__lte=timezone.now()),
+        using=DB,
+        batch_size=batch_size or settings.RETENTION_BATCH_SIZE,
+        max_batches=settings.RETENTION_MAX_BATCHES,
+    )
 
 
 def demo_admin_ensure(*, password: str) -> User:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import CharField, Count, Prefetch, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from ticketing.events.catalogue import ConcertReserve, PaymentFail, PaymentRefunded, PaymentSuccess
 from ticketing.observability.gauges import Sample
-from ticketing.outbox.selectors import dead_aggregate_ids
+from ticketing.outbox.selectors import dead_aggregate_ids, saga_moments
 
 from . import waiting_room
 from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus, Ticket
@@ -48,6 +50,33 @@ def reservation_list(*, user_id: int) -> QuerySet[Reservation]:
 
 def reservation_get(*, user_id: int, reservation_id: int) -> Reservation | None:
     return reservation_list(user_id=user_id).filter(pk=reservation_id).first()
+
+
+@dataclass(frozen=True)
+class SagaSteps:
+    """What concerts knows of a booking's saga from its own rows: when it asked payments (its
+    concert-reserve went to the broker) and when each of payments' answers reached it."""
+
+    requested_at: datetime | None = None
+    paid_at: datetime | None = None
+    refused_at: datetime | None = None
+    refunded_at: datetime | None = None
+
+
+def reservation_saga_steps(*, reservation_id: int) -> SagaSteps:
+    """The concerts database only (its outbox and inbox): the booking page asks this every few seconds."""
+    moments = saga_moments(
+        correlation_id=str(reservation_id),
+        using=DB,
+        sent=ConcertReserve.name,
+        consumed=(PaymentSuccess.name, PaymentFail.name, PaymentRefunded.name),
+    )
+    return SagaSteps(
+        requested_at=moments.get("sent"),
+        paid_at=moments.get(PaymentSuccess.name),
+        refused_at=moments.get(PaymentFail.name),
+        refunded_at=moments.get(PaymentRefunded.name),
+    )
 
 
 def reservation_tickets(*, user_id: int, reservation_id: int) -> QuerySet[Ticket] | None:
@@ -129,3 +158,9 @@ def waiting_room_lengths() -> dict[str, int]:
         logger.warning("waiting room lengths unavailable: %s", exc)
         return {}
     return {str(performance_id): length for performance_id, length in lengths.items()}
+
+
+def queued_performances() -> list[tuple[int, datetime | None]]:
+    """Queued performances not yet started, with their sales opening: the waiting room's timer walks these."""
+    queued = Performance.objects.using(DB).filter(queue=True, starts_at__gt=timezone.now()).order_by("id")
+    return list(queued.values_list("id", "sales_open_at"))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from ticketing.events.catalogue import ConcertReserve, PaymentRefund
+from ticketing.events.catalogue import ConcertReserve, PaymentRefund, Reason, ReservationCanceled
 from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
@@ -32,10 +32,8 @@ from .models import (
 )
 from .selectors import reservations_past_hold, reservations_undeliverable
 from .transitions import (
-    CANCELED_BY_USER,
-    HOLD_EXPIRED,
     SEAT_TRANSITIONS,
-    UNDELIVERABLE,
+    ReservationWithoutSeats,
     check_transition,
     reservation_seats_transition,
     reservation_transition,
@@ -136,8 +134,11 @@ def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[i
         ReservationSeat(reservation=reservation, seat_id=i, performance=performance, user_id=user_id, price=prices[i])
         for i in seat_ids
     )
+    hold_until = reservation.created_at + timedelta(seconds=settings.RESERVATION_HOLD_SECONDS)
     publish(
-        ConcertReserve(reservation_id=reservation.id, user_id=user_id, amount=reservation.amount),
+        ConcertReserve(
+            reservation_id=reservation.id, user_id=user_id, amount=reservation.amount, hold_until=hold_until
+        ),
         using=DB,
         aggregate_id=reservation.id,
     )
@@ -232,6 +233,7 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
             return False
         reservation_transition(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
         reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
+        reservation_announce_unsold(reservation)
         admission_end_on_commit(reservation, confirmed=False)
     return True
 
@@ -259,13 +261,26 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
                 tickets.tickets_void(reservation)
             except tickets.TicketUsed as exc:
                 raise CannotCancel(str(exc)) from exc
-        reservation_transition(reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, CANCELED_BY_USER)
+        reservation_transition(
+            reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, Reason.CANCELED_BY_USER
+        )
         reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
         if paid:
-            reservation_request_refund(reservation, reason=CANCELED_BY_USER)
+            reservation_request_refund(reservation, reason=Reason.CANCELED_BY_USER)
         else:
+            reservation_announce_unsold(reservation)
             admission_end_on_commit(reservation, confirmed=False)
     return reservation
+
+
+def reservation_announce_unsold(reservation: Reservation) -> None:
+    """A PENDING reservation ended without a sale: payments must not charge for it any more (a late or
+    replayed concert-reserve finds it ended)."""
+    publish(
+        ReservationCanceled(reservation_id=reservation.id, user_id=reservation.user_id, reason=reservation.reason),
+        using=DB,
+        aggregate_id=reservation.id,
+    )
 
 
 def reservation_request_refund(reservation: Reservation, *, reason: str, payment_id: int | None = None) -> None:
@@ -282,7 +297,7 @@ def reservation_repair_stuck(*, limit: int = 500) -> int:
     One query on indexes (PENDING reservations, dead outbox rows), at most ``limit`` rows a run.
     """
     stuck = list(reservations_undeliverable().values_list("id", flat=True)[:limit])
-    repaired = sum(reservation_compensate(reservation_id=rid, reason=UNDELIVERABLE) for rid in stuck)
+    repaired = reservations_compensate(stuck, reason=Reason.UNDELIVERABLE)
     if repaired:
         logger.warning("compensated %d reservations whose payment request was undeliverable", repaired)
     return repaired
@@ -291,7 +306,19 @@ def reservation_repair_stuck(*, limit: int = 500) -> int:
 def reservation_expire_holds(*, hold_seconds: int, limit: int = 500) -> int:
     """Compensate PENDING reservations older than the hold (a database deadline, run by beat)."""
     ids = list(reservations_past_hold(hold_seconds=hold_seconds).values_list("id", flat=True)[:limit])
-    return sum(reservation_compensate(reservation_id=rid, reason=HOLD_EXPIRED) for rid in ids)
+    return reservations_compensate(ids, reason=Reason.HOLD_EXPIRED)
+
+
+def reservations_compensate(reservation_ids: list[int], *, reason: str) -> int:
+    """Each in a transaction of its own; one that cannot move (no seat lines) stays as it is, loudly in
+    the logs (and in the audit), and the others go on."""
+    compensated = 0
+    for reservation_id in reservation_ids:
+        try:
+            compensated += reservation_compensate(reservation_id=reservation_id, reason=reason)
+        except ReservationWithoutSeats:
+            logger.exception("reservation %s cannot be compensated (%s)", reservation_id, reason)
+    return compensated
 
 
 def reservation_lock(reservation_id: int) -> Reservation | None:

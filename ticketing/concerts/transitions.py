@@ -7,6 +7,7 @@ from functools import partial
 
 from django.db import transaction
 
+from ticketing.events.catalogue import Reason
 from ticketing.observability import metrics
 
 from .models import LIVE_STATUSES, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus
@@ -30,16 +31,6 @@ SEAT_TRANSITIONS: dict[str, set[str]] = {
     SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
     SeatStatus.SOLD: {SeatStatus.AVAILABLE},  # a user cancellation before the performance
 }
-
-
-# What a user may read in a reservation's ``reason``: a small fixed vocabulary. An error's text
-# (database hosts, SQL, exception reprs) stays in the logs, the outbox row and the dead letter.
-HOLD_EXPIRED = "hold expired"
-UNDELIVERABLE = "payment request undeliverable"
-PAYMENT_ERROR = "payment error"
-CANCELED_BY_USER = "canceled by user"
-PAYMENT_REFUSALS = frozenset({"insufficient balance", "wallet missing", "amount mismatch", PAYMENT_ERROR})
-REASONS = PAYMENT_REFUSALS | {HOLD_EXPIRED, UNDELIVERABLE, CANCELED_BY_USER}
 
 
 class InvalidTransition(Exception):
@@ -97,7 +88,7 @@ def reservation_transition(reservation: Reservation, target: str, step: str, rea
 
 def public_reason(reason: str) -> str:
     """``reason`` if it is one of the vocabulary; anything else (an error's text) reads "payment error"."""
-    if not reason or reason in REASONS:
+    if not reason or reason in Reason.ALL:
         return reason
-    logger.warning("reason %r is not for users' eyes: recorded as %r", reason[:500], PAYMENT_ERROR)
-    return PAYMENT_ERROR
+    logger.warning("reason %r is not for users' eyes: recorded as %r", reason[:500], Reason.PAYMENT_ERROR)
+    return Reason.PAYMENT_ERROR

@@ -8,6 +8,8 @@ checks of each service's handlers are derived from here; docs/CONTRACT.md §4 is
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .schema import Catalogue, Payload, Service
 
 ACCOUNTS = Service("accounts", database="default")
@@ -16,6 +18,24 @@ PAYMENTS = Service("payments", database="payments")
 
 CATALOGUE = Catalogue(services=(ACCOUNTS, CONCERTS, PAYMENTS))
 event = CATALOGUE.event
+
+
+class Reason:
+    """Why a saga did not end in a sale: the ``reason`` of payment-fail, payment-refund and a
+    reservation, one phrase of this small vocabulary meant for people. An error's text (hosts, SQL,
+    exception reprs) never goes here: it stays in the logs, the outbox row and the dead letter."""
+
+    INSUFFICIENT_BALANCE = "insufficient balance"
+    WALLET_MISSING = "wallet missing"
+    AMOUNT_MISMATCH = "amount mismatch"
+    PAYMENT_ERROR = "payment error"
+    HOLD_EXPIRED = "hold expired"
+    UNDELIVERABLE = "payment request undeliverable"
+    CANCELED_BY_USER = "canceled by user"
+
+    # payments' answers to a concert-reserve it does not charge
+    PAYMENT_REFUSALS = frozenset({INSUFFICIENT_BALANCE, WALLET_MISSING, AMOUNT_MISMATCH, PAYMENT_ERROR, HOLD_EXPIRED})
+    ALL = PAYMENT_REFUSALS | {UNDELIVERABLE, CANCELED_BY_USER}
 
 
 @event("user-registered", publisher=ACCOUNTS, consumers=[PAYMENTS])
@@ -32,6 +52,18 @@ class ConcertReserve(Payload, frozen=True, kw_only=True):
     reservation_id: int
     user_id: int
     amount: int  # whole won; payments checks the range (a wrong amount is refused, "amount mismatch")
+    # The hold's deadline: no charge is made at or after it ("hold expired"). Absent in older messages.
+    hold_until: datetime | None = None
+
+
+@event("reservation-canceled", publisher=CONCERTS, consumers=[PAYMENTS])
+class ReservationCanceled(Payload, frozen=True, kw_only=True):
+    """the reservation ended unsold (compensated, expired, undeliverable or cancelled by its owner):
+    payments makes no charge for it from then on"""
+
+    reservation_id: int
+    user_id: int
+    reason: str = ""
 
 
 @event("payment-success", publisher=PAYMENTS, consumers=[CONCERTS])
@@ -52,7 +84,8 @@ class PaymentFail(Payload, frozen=True, kw_only=True):
 
 @event("payment-refund", publisher=CONCERTS, consumers=[PAYMENTS])
 class PaymentRefund(Payload, frozen=True, kw_only=True):
-    """give a reservation's payment back"""
+    """give a reservation's payment back: the user cancelled, or the payment came after the reservation
+    was cancelled"""
 
     reservation_id: int
     payment_id: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
 from celery import current_app
 from django.conf import settings
@@ -13,19 +14,29 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from .gauges import GAUGES
 
+logger = logging.getLogger(__name__)
+
 BROKER_TIMEOUT_SECONDS = 2.0
+
+
+def metrics_open() -> bool:
+    """Only development (TICKETING_DEV=1: `make run` and the tests) serves /metrics without a token."""
+    return settings.DEVELOPMENT
 
 
 def authorized(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if not token:
-        return True
+        return metrics_open()
     given = request.headers.get("Authorization", "")
     return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    if not settings.METRICS_TOKEN and not metrics_open():
+        detail = "/metrics is closed outside development until METRICS_TOKEN is set (then send it as a Bearer token)."
+        return JsonResponse({"detail": detail}, status=403)
     if not authorized(request):
         response = JsonResponse({"detail": "/metrics wants Authorization: Bearer <METRICS_TOKEN>."}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
@@ -43,9 +54,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
-    down = [f"database {alias}: {error}" for alias in settings.DATABASES if (error := database_error(alias))]
-    if error := broker_error():
-        down.append(f"broker: {error}")
+    """Ready, or 503 naming what is down. Anyone may ask: the error text (hosts, users, driver
+    messages) goes to the log, not into the answer."""
+    errors = {f"database {alias}": database_error(alias) for alias in settings.DATABASES}
+    errors["broker"] = broker_error()
+    down = [name for name, error in errors.items() if error]
+    for name in down:
+        logger.warning("not ready: %s is down: %s", name, errors[name])
     if down:
         return JsonResponse({"status": "unavailable", "down": down}, status=503)
     return JsonResponse({"status": "ready"})

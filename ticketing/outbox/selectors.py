@@ -44,6 +44,19 @@ def saga_timeline(*, correlation_id: str) -> list[TimelineRow]:
     ]
 
 
+def saga_moments(*, correlation_id: str, using: str, sent: str, consumed: tuple[str, ...]) -> dict[str, datetime]:
+    """One database's own record of a saga: when its ``sent`` event went to the broker (key ``sent``) and
+    when each event of ``consumed`` reached it (keyed by name). Two index lookups, no other database."""
+    moments: dict[str, datetime] = {}
+    rows = OutboxMessage.objects.using(using).filter(correlation_id=correlation_id, event=sent, sent_at__isnull=False)
+    if (sent_at := rows.order_by("id").values_list("sent_at", flat=True).first()) is not None:
+        moments["sent"] = sent_at
+    inbox = InboxMessage.objects.using(using).filter(correlation_id=correlation_id, event__in=consumed)
+    for event, received_at in inbox.order_by("received_at").values_list("event", "received_at"):
+        moments.setdefault(event, received_at)
+    return moments
+
+
 def saga_trace_id(timeline: list[TimelineRow]) -> str:
     """The saga's trace id (what to search for in the tracing UI), "" when tracing was off."""
     return next((row.trace_id for row in timeline if row.trace_id), "")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from ticketing.events.catalogue import PaymentFail, PaymentRefunded, PaymentSuccess
+from ticketing.events.catalogue import PaymentFail, PaymentRefunded, PaymentSuccess, Reason
 from ticketing.outbox.publish import publish
 
 from .gateways import gateway
@@ -16,9 +18,8 @@ from .models import EntryKind, Payment, PaymentStatus, Wallet
 
 logger = logging.getLogger(__name__)
 
-# A payment's reason (and the payment-fail event's) is for users: one of a few fixed phrases. The
+# A payment's reason (and the payment-fail event's) is for users: one of Reason.PAYMENT_REFUSALS. The
 # error behind a "payment error" goes to the logs (and to the dead letter where there is one).
-PAYMENT_ERROR = "payment error"
 MAX_CHARGE = 100_000_000
 
 
@@ -44,21 +45,29 @@ def wallet_top_up(*, user_id: int, amount: int) -> Wallet:
     return wallet
 
 
-def payment_charge(*, reservation_id: int, user_id: int, amount: Any) -> Payment | None:
+def payment_charge(
+    *, reservation_id: int, user_id: int, amount: Any, hold_until: datetime | None = None
+) -> Payment | None:
     """concert-reserve: charge the wallet and announce the outcome, in the consumer's transaction.
 
-    A second request for a reservation already paid or refused is a no-op (returns None).
+    A second request for a reservation already paid, refused or ended (reservation-canceled came first)
+    is a no-op (returns None). A request at or past its hold's deadline is refused, "hold expired":
+    concerts cannot confirm it any more, so no charge is made.
     """
     wallet = Wallet.objects.using(DB).select_for_update().filter(user_id=user_id).first()
     if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
         return None
+    if hold_until is not None and timezone.now() >= hold_until:
+        return payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason=Reason.HOLD_EXPIRED)
     if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_CHARGE:
-        return payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason="amount mismatch")
+        return payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason=Reason.AMOUNT_MISMATCH)
     if wallet is None:
-        return payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=amount, reason="wallet missing")
+        return payment_refuse(
+            reservation_id=reservation_id, user_id=user_id, amount=amount, reason=Reason.WALLET_MISSING
+        )
     if wallet.balance < amount:
         return payment_refuse(
-            reservation_id=reservation_id, user_id=user_id, amount=amount, reason="insufficient balance"
+            reservation_id=reservation_id, user_id=user_id, amount=amount, reason=Reason.INSUFFICIENT_BALANCE
         )
     gateway().charge(wallet=wallet, amount=amount, reservation_id=reservation_id)
     payment = Payment.objects.using(DB).create(
@@ -66,6 +75,21 @@ def payment_charge(*, reservation_id: int, user_id: int, amount: Any) -> Payment
     )
     publish(PaymentSuccess(reservation_id=reservation_id, payment_id=payment.id), using=DB, aggregate_id=payment.id)
     return payment
+
+
+def payment_void(*, reservation_id: int, user_id: int, reason: str) -> Payment | None:
+    """reservation-canceled: the reservation ended unsold. If nothing was charged for it yet, record a
+    FAILED payment of nothing (no event: the saga is over), so that a late or replayed concert-reserve is
+    a no-op. A payment already made is left alone: its refund comes with payment-refund.
+
+    Locks the user's wallet first, as a charge does, so the two never interleave.
+    """
+    Wallet.objects.using(DB).select_for_update().filter(user_id=user_id).first()
+    if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
+        return None
+    return Payment.objects.using(DB).create(
+        reservation_id=reservation_id, user_id=user_id, amount=0, status=PaymentStatus.FAILED, reason=reason
+    )
 
 
 def payment_refuse(*, reservation_id: int, user_id: int, amount: int, reason: str) -> Payment:
@@ -102,4 +126,4 @@ def payment_give_up(*, reservation_id: int, user_id: int, reason: str) -> None:
     if Payment.objects.using(DB).filter(reservation_id=reservation_id).exists():
         return
     logger.error("payment for reservation %s failed: %s", reservation_id, reason)
-    payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason=PAYMENT_ERROR)
+    payment_refuse(reservation_id=reservation_id, user_id=user_id, amount=0, reason=Reason.PAYMENT_ERROR)

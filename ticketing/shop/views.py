@@ -128,7 +128,8 @@ def performance_seat_statuses(request: HttpRequest, performance_id: int) -> Http
     process, no cache round trip, and an unchanged map costs a 304 with no body.
     """
     etag, body = seat_statuses_cached(performance_id)
-    if request.headers.get("If-None-Match") == etag:
+    # Weak or strong: GZipMiddleware turns the ETag of a compressed answer into W/"...".
+    if request.headers.get("If-None-Match", "").removeprefix("W/") == etag:
         response: HttpResponse = HttpResponseNotModified()
     else:
         response = HttpResponse(body, content_type="application/json")
@@ -160,8 +161,7 @@ def progress_of(request: HttpRequest, reservation_id: int) -> tuple[Any, Any]:
     reservation = concerts.reservation_get(user_id=user_id_of(request), reservation_id=reservation_id)
     if reservation is None:
         raise Http404
-    payment = payments.payment_for_reservation(user_id=user_id_of(request), reservation_id=reservation_id)
-    return reservation, booking_progress(reservation, payment)
+    return reservation, booking_progress(reservation, concerts.reservation_saga_steps(reservation_id=reservation.id))
 
 
 @require_GET

@@ -43,10 +43,6 @@ class UserSerializer(serializers.Serializer):
     username = serializers.CharField(read_only=True)
 
 
-class AccessTokenSerializer(serializers.Serializer):
-    access = serializers.CharField(read_only=True)
-
-
 class TokenPairSerializer(serializers.Serializer):
     access = serializers.CharField(read_only=True)
     refresh = serializers.CharField(read_only=True)

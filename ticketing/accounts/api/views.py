@@ -17,7 +17,7 @@ from ticketing.api import SignupThrottle, StrictCharField, client_address, error
 
 from .. import selectors, services
 from ..models import User
-from .serializers import AccessTokenSerializer, LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
+from .serializers import LoginSerializer, SignupSerializer, TokenPairSerializer, UserSerializer
 
 
 class SignupView(APIView):
@@ -73,6 +73,9 @@ class MeView(APIView):
 
 
 class RefreshSerializer(TokenRefreshSerializer):
+    """A new access token and a new refresh token; the refresh token sent is blacklisted, so sending it
+    again is a 401, and so is the refresh token of an account deactivated or deleted since."""
+
     refresh = StrictCharField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +85,6 @@ class RefreshSerializer(TokenRefreshSerializer):
             raise exceptions.AuthenticationFailed("The account no longer exists.", "no_active_account") from exc
 
 
-@extend_schema_view(post=extend_schema(responses={200: AccessTokenSerializer, **errors(401)}))
+@extend_schema_view(post=extend_schema(responses={200: TokenPairSerializer, **errors(401)}))
 class RefreshView(TokenRefreshView):
     serializer_class = RefreshSerializer
