@@ -45,6 +45,11 @@ class SeatStatus(models.TextChoices):
 PUBLIC_SEAT_STATUSES = [SeatStatus.AVAILABLE, SeatStatus.HELD, SeatStatus.SOLD]
 
 
+def public_seat_status(status: str) -> str:
+    """What everyone else may know: a seat offered to someone on the waiting list is just HELD."""
+    return SeatStatus.HELD if status == SeatStatus.OFFERED else status
+
+
 class Seat(models.Model):
     performance = models.ForeignKey(Performance, on_delete=models.CASCADE, related_name="seats")
     label = models.CharField(max_length=16)
@@ -64,8 +69,7 @@ class Seat(models.Model):
 
     @property
     def public_status(self) -> str:
-        """What everyone else may know: a seat offered to someone on the waiting list is just HELD."""
-        return SeatStatus.HELD if self.status == SeatStatus.OFFERED else self.status
+        return public_seat_status(self.status)
 
 
 class ReservationStatus(models.TextChoices):

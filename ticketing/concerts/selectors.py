@@ -31,6 +31,7 @@ from .models import (
     WaitlistEntry,
     WaitlistOffer,
     WaitlistStatus,
+    public_seat_status,
 )
 
 DB = "concerts"
@@ -144,7 +145,7 @@ def seat_statuses(*, performance_id: int) -> dict[str, list[int]]:
     taken: dict[str, list[int]] = {SeatStatus.HELD: [], SeatStatus.SOLD: []}
     rows = Seat.objects.using(DB).filter(performance_id=performance_id).exclude(status=SeatStatus.AVAILABLE)
     for seat_id, status in rows.order_by("id").values_list("id", "status"):
-        taken[SeatStatus.HELD if status == SeatStatus.OFFERED else status].append(seat_id)
+        taken[public_seat_status(status)].append(seat_id)
     return taken
 
 
