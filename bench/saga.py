@@ -79,11 +79,17 @@ CONFIGS = {
 }
 
 
+FRONT_APP = "ticketing.front.asgi:application"
+
+
 def web_command(server: str, port: int, workers: int) -> list[str]:
-    """The web server: gunicorn's sync workers as in the Procfile, or an alternative to compare."""
+    """The web server: the front as in the Procfile, or Django alone on another server to compare."""
     gunicorn = [str(BIN / "gunicorn"), "ticketing.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     granian = [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)]
+    front = [str(BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
     return {
+        # as in the Procfile (its backlog a little larger: every client of a rush connects at once)
+        "front": [*front, "--workers", str(workers), "--backlog", "4096", "--no-access-log", FRONT_APP],
         "gunicorn": gunicorn,
         "gthread": [*gunicorn, "--worker-class", "gthread", "--threads", "4"],
         "granian": [
@@ -163,6 +169,9 @@ def internal_setup(args: argparse.Namespace) -> int:
         rush = Performance.objects.using("concerts").create(
             concert=concert, venue="rush", starts_at=starts_at, queue=args.queue
         )
+        if args.opens_later:  # the rush sets the real opening just before it starts (a day away until then)
+            rush.sales_open_at = timezone.now() + timedelta(days=1)
+            rush.save(using="concerts", update_fields=["sales_open_at"])
         seats = [Seat(performance=rush, label=f"R-{i:04d}", grade="S", price=10_000) for i in range(args.rush_seats)]
         ids = [seat.id for seat in Seat.objects.using("concerts").bulk_create(seats)]
         Path(args.internal_setup).write_text(json.dumps({"users": tokens, "seats": ids, "performance": rush.id}))

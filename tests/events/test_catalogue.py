@@ -3,7 +3,9 @@ the services' handlers to it."""
 
 from __future__ import annotations
 
+import re
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from celery import current_app
@@ -133,3 +135,17 @@ def test_an_event_declared_twice_or_with_an_unknown_service_is_refused_at_import
         catalogue.event("other", publisher=Service("tickets", "tickets"), consumers=[PAYMENTS])(
             type("Other", (Payload,), {})
         )
+
+
+def test_the_makefile_and_the_procfile_name_every_service_of_the_catalogue() -> None:
+    # given the files that cannot import the catalogue (make and honcho read them)
+    root = Path(__file__).resolve().parents[2]
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    procfile = (root / "Procfile").read_text(encoding="utf-8")
+
+    # then they list the same services: a database to migrate, a test database URL and a worker each
+    (databases,) = re.findall(r"^DATABASES := (.*)$", makefile, re.M)
+    assert databases.split() == [service.database for service in CATALOGUE.services]
+    for service in CATALOGUE.services:
+        assert f"{service.name.upper()}_DATABASE_URL=" in makefile
+        assert re.search(rf"^{service.name}: .*celery -A celery_app worker -Q {service.name} ", procfile, re.M)

@@ -158,3 +158,9 @@ def waiting_room_lengths() -> dict[str, int]:
         logger.warning("waiting room lengths unavailable: %s", exc)
         return {}
     return {str(performance_id): length for performance_id, length in lengths.items()}
+
+
+def queued_performances() -> list[tuple[int, datetime | None]]:
+    """Queued performances not yet started, with their sales opening: the waiting room's timer walks these."""
+    queued = Performance.objects.using(DB).filter(queue=True, starts_at__gt=timezone.now()).order_by("id")
+    return list(queued.values_list("id", "sales_open_at"))

@@ -128,7 +128,8 @@ def performance_seat_statuses(request: HttpRequest, performance_id: int) -> Http
     process, no cache round trip, and an unchanged map costs a 304 with no body.
     """
     etag, body = seat_statuses_cached(performance_id)
-    if request.headers.get("If-None-Match") == etag:
+    # Weak or strong: GZipMiddleware turns the ETag of a compressed answer into W/"...".
+    if request.headers.get("If-None-Match", "").removeprefix("W/") == etag:
         response: HttpResponse = HttpResponseNotModified()
     else:
         response = HttpResponse(body, content_type="application/json")

@@ -72,6 +72,13 @@ class QueueStatusSerializer(serializers.Serializer):
     opens_at = serializers.DateTimeField(
         allow_null=True, help_text="Sales opening; the pre-queue is shuffled then, once."
     )
+    poll_after_seconds = serializers.FloatField(
+        help_text="When to ask again (longer further back). Asking later never costs the place."
+    )
+    ticket = serializers.CharField(
+        help_text="Signed queue ticket: send it back as X-Queue-Ticket (or keep the cookie) and polls cost "
+        "no database query and usually no Redis round trip."
+    )
 
 
 class TicketSerializer(serializers.ModelSerializer):

@@ -376,7 +376,7 @@
     const wait = document.getElementById("queue-wait");
     const message = document.getElementById("queue-message");
     const map = document.getElementById("seatmap");
-    const pollSeconds = 3;
+    const fallbackSeconds = 3; // only when an answer does not say (a network error, a server error)
     let first = null; // the first place seen, to measure how fast the line moves
     let mapStarted = false;
     const again = poller(status).after;
@@ -410,6 +410,9 @@
         if (!mapStarted) {
           mapStarted = true;
           seatMap(map);
+          // Presence: the person is on the seat map, so the admission gets its full time (an admission
+          // nobody uses ends after a short first window).
+          postJSON(words.queueUrl, {}, "queue-presence-" + Date.now());
         }
         return;
       }
@@ -422,7 +425,8 @@
         show(place, words.position + " " + data.position);
         show(wait, words.wait + " " + estimate(data.position));
       }
-      again(pollSeconds);
+      // The server sets the pace: later the further back one is; asking later never costs the place.
+      again(Number(data.poll_after_seconds) || fallbackSeconds);
     }
 
     async function answer(request) {
@@ -437,17 +441,20 @@
             joinButton.hidden = false;
             joinButton.disabled = false;
           }
-        } else if (result.status === 503) {
+        } else if (result.status === 503 || result.status === 429) {
           const seconds = Number(result.retryAfter) || 5;
           show(message, words.unavailable.replace("{n}", String(seconds)));
+          if (joinButton) {
+            joinButton.disabled = false;
+          }
           again(seconds);
         } else {
           show(message, words.server);
-          again(pollSeconds * 2);
+          again(fallbackSeconds * 2);
         }
       } catch (error) {
         show(message, words.network);
-        again(pollSeconds * 2);
+        again(fallbackSeconds * 2);
       }
     }
 
