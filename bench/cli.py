@@ -45,6 +45,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "or Django alone on gunicorn's sync workers, gunicorn's threads or granian's WSGI",
     )
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument(
+        "--pool",
+        default="",
+        metavar="QUEUE=POOL[:N],...",
+        help="ours only: the Celery pool (prefork, threads, solo) and concurrency per queue, e.g. "
+        "'concerts=threads:4,payments=solo' (default: prefork as in the Procfile; the peers keep theirs)",
+    )
     parser.add_argument("--request-timeout", type=float, default=60.0, help="a booking unanswered by then is a timeout")
     parser.add_argument("--poll-interval", type=float, default=0.02)
     parser.add_argument("--settle-timeout", type=float, default=180.0)

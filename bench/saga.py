@@ -104,6 +104,20 @@ def web_command(server: str, port: int, workers: int) -> list[str]:
     }[server]
 
 
+def worker_pools(spec: str) -> dict[str, tuple[str, int]]:
+    """``--pool``: 'concerts=threads:4,payments=solo' -> each queue's pool and concurrency (solo runs one)."""
+    pools: dict[str, tuple[str, int]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        queue, _, rest = item.partition("=")
+        pool, _, count = rest.partition(":")
+        if queue not in QUEUE_CONCURRENCY or pool not in ("prefork", "threads", "solo"):
+            raise SystemExit(
+                f"--pool: {item!r} is not QUEUE=prefork|threads|solo[:N] with a queue of {QUEUE_CONCURRENCY}"
+            )
+        pools[queue] = (pool, 1 if pool == "solo" else int(count or QUEUE_CONCURRENCY[queue]))
+    return pools
+
+
 # --- Data: users, wallets, seats, tokens (a Django subprocess on the world) ----------------------------------------
 
 
@@ -198,9 +212,13 @@ class System:
         env = {**world.env, **config.env}
         celery = [str(BIN / "celery"), "-A", "celery_app"]
         self.commands = {"web": (web_command(args.web, self.port, args.web_workers), env)}
-        for name, n in QUEUE_CONCURRENCY.items():
+        pools = worker_pools(args.pool) if config.worker_app == "celery_app" else {}
+        for name, default in QUEUE_CONCURRENCY.items():
             worker = [str(BIN / "celery"), "-A", config.worker_app, "worker", "-Q", name, "-n", f"{name}@%h"]
+            pool, n = pools.get(name, ("prefork", default))
             options = ["--concurrency", str(n), *config.worker_options, "--without-mingle", "--without-gossip"]
+            if config.worker_app == "celery_app":
+                options += ["--pool", pool]
             self.commands[f"celery-{name}"] = ([*worker, *options, "-l", "WARNING"], env)
         self.commands["beat"] = ([*celery, "beat", "-s", str(log_dir / "beat-schedule"), "-l", "WARNING"], env)
         for name, extra in config.relays.items():

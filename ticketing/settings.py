@@ -305,6 +305,10 @@ OUTBOX_FAST_PATH = env_bool("OUTBOX_FAST_PATH", False)
 OUTBOX_RELAY_GATHER_SECONDS = float(os.environ.get("OUTBOX_RELAY_GATHER_SECONDS", "0.01"))
 # The relay process marks a drain's rows sent with its next claim, or alone after this long without one.
 OUTBOX_RELAY_MARK_DELAY_SECONDS = float(os.environ.get("OUTBOX_RELAY_MARK_DELAY_SECONDS", "0.02"))
+# The relay sends the events of one drain for one queue in messages of up to this many, each applied by
+# the queue's batch consumer in one transaction (ticketing.outbox.consume.run_batch); 1 sends one
+# message per event, consumed one transaction each.
+CONSUMER_BATCH_SIZE = env_int("CONSUMER_BATCH_SIZE", 50)
 CONSUMER_MAX_REDELIVERIES = env_int("CONSUMER_MAX_REDELIVERIES", 5)
 CONSUMER_MAX_RETRIES = env_int("CONSUMER_MAX_RETRIES", 5)
 CONSUMER_RETRY_BASE_SECONDS = float(os.environ.get("CONSUMER_RETRY_BASE_SECONDS", "1"))
