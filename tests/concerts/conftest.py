@@ -170,6 +170,7 @@ def close_django_threads() -> None:
 
     for future in [executor.submit(close) for _ in range(threads)]:
         future.result(timeout=15)
+    front_queue.db_thread.submit(connections.close_all).result(timeout=15)
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
+from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
@@ -276,9 +276,8 @@ def test_losing_redis_keys_never_opens_a_sale_early(make_user: Any, make_perform
     # when Redis loses the room's record of the opening time, and the timer ticks and one more joins
     redis.Redis.from_url(waiting_room.settings.QUEUE_REDIS_URL).delete(waiting_room._keys(performance_id)[4])
     front_queue._queued["until"] = 0.0
-    tick = threading.Thread(target=front_queue.advance_all)  # as the front's timer runs it: a thread of its own
-    tick.start()
-    tick.join(30)
+    front_queue.db_thread.submit(front_queue.advance_all).result(timeout=30)  # as the front's timer runs it
+    front_queue.db_thread.submit(connections.close_all).result(timeout=30)
     late = client_for(make_user()).post(QUEUE.format(performance_id))
 
     # then the opening time still comes from the database: nobody is admitted, the latecomer is in the pre-queue too

@@ -18,12 +18,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, close_old_connections
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -73,11 +75,24 @@ class PerformanceInfo:
     opens_at: datetime | None
 
 
+# The fast path's few database reads and the timer run on one thread of their own, which keeps its
+# connections as a request would (CONN_MAX_AGE, checked before use) instead of connecting every second.
+db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="front-db")
+
+
+async def in_db_thread(work: Callable[[], T]) -> T:
+    def run() -> T:
+        close_old_connections()
+        try:
+            return work()
+        finally:
+            close_old_connections()
+
+    return await asyncio.get_running_loop().run_in_executor(db_thread, run)
+
+
 def performance_info(performance_id: int) -> PerformanceInfo:
-    try:
-        performance = selectors.performance_get(performance_id=performance_id)
-    finally:
-        connections.close_all()  # this thread's connections: the event loop's threads are not Django's
+    performance = selectors.performance_get(performance_id=performance_id)
     if performance is None:
         return PerformanceInfo(False, False, None)
     return PerformanceInfo(True, performance.queue, performance.sales_open_at)
@@ -88,7 +103,7 @@ async def _room_state(performance_id: int) -> RoomState:
 
 
 async def _performance(performance_id: int) -> PerformanceInfo:
-    return await asyncio.to_thread(performance_info, performance_id)
+    return await in_db_thread(partial(performance_info, performance_id))
 
 
 states: Shared[RoomState] = Shared(STATE_SECONDS, _room_state)
@@ -243,10 +258,7 @@ _queued: dict[str, Any] = {"until": 0.0, "performances": []}
 def advance_all() -> None:
     """One tick: every queued performance opens if due, moves its pre-queue's batches, admits."""
     if time.monotonic() >= _queued["until"]:
-        try:
-            _queued.update(until=time.monotonic() + QUEUED_LIST_SECONDS, performances=selectors.queued_performances())
-        finally:
-            connections.close_all()
+        _queued.update(until=time.monotonic() + QUEUED_LIST_SECONDS, performances=selectors.queued_performances())
     for performance_id, opens_at in _queued["performances"]:
         while waiting_room.queue_advance(performance_id=performance_id, opens_at=opens_at):
             pass  # one batch per call, a few ms of Redis each: others' calls run in between
@@ -256,7 +268,7 @@ async def advance_forever() -> None:
     interval = settings.QUEUE_ADVANCE_INTERVAL_MS / 1000
     while True:
         try:
-            await asyncio.to_thread(advance_all)
+            await in_db_thread(advance_all)
         except (waiting_room.WaitingRoomUnavailable, DatabaseError) as exc:
             logger.warning("waiting room timer: %s (next tick in %s s)", exc, interval)
         await asyncio.sleep(interval)
