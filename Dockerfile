@@ -26,4 +26,4 @@ RUN SECRET_KEY="collectstatic-only-$(date +%s%N)-not-a-runtime-key" \
     python manage.py collectstatic --noinput -v 0
 
 EXPOSE 8000
-CMD ["gunicorn", "ticketing.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "ticketing.front.asgi:application"]

@@ -88,7 +88,7 @@ chaos: install
 
 # Benchmarks (about 50 minutes; see docs/BENCHMARKS.md): the saga end to end, ours beside the unsafe
 # .delay() baseline and django-celery-outbox, at saturation and at 55/s; then the relay alone;
-# then the on-sale rush with and without the waiting room.
+# then the on-sale rush with and without the waiting room, and a poll flood (needs wrk).
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python -m bench --configs ours,delay,dco --mode closed --concurrency 16 --duration 15 --repeat 3 \
@@ -97,7 +97,8 @@ bench: install
 		--chart docs/saga-open.png
 	$(BIN)/python -m bench --configs ours,delay,dco --mode burst --chart docs/saga-burst.png
 	$(BIN)/python -m bench --mode relay --chart docs/relay-throughput.png
-	$(BIN)/python -m bench --mode rush
+	$(BIN)/python -m bench --mode rush --clients 10000
+	$(BIN)/python -m bench --mode poll-flood
 
 # The shop's Korean text: the compiled .mo is committed; run this after editing the .po (needs gettext).
 messages: install

@@ -17,7 +17,7 @@ from bench.saga import CONFIGS, SEATS_PER_USER
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(saga.__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--mode", choices=["closed", "open", "burst", "relay", "rush"], default="closed")
+    parser.add_argument("--mode", choices=["closed", "open", "burst", "relay", "rush", "poll-flood"], default="closed")
     parser.add_argument("--rate", type=float, default=20.0, help="open loop: bookings per second")
     parser.add_argument("--concurrency", type=int, default=16, help="closed loop: clients")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of booking per measurement")
@@ -37,8 +37,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fail-ratio", type=float, default=0.0, help="share of users left unfunded (payment-fail)")
     parser.add_argument("--seats", type=int, default=0, help="seats per measurement (default: enough)")
     parser.add_argument("--warmup", type=int, default=40, help="sagas run (and not counted) before measuring")
-    parser.add_argument("--web", choices=["gunicorn", "gthread", "granian"], default="gunicorn", help="web server")
+    parser.add_argument(
+        "--web",
+        choices=["front", "gunicorn", "gthread", "granian"],
+        default="front",
+        help="web server: the Procfile's front (granian, ASGI: the waiting room's fast path, Django on threads), "
+        "or Django alone on gunicorn's sync workers, gunicorn's threads or granian's WSGI",
+    )
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument(
+        "--pool",
+        default="",
+        metavar="QUEUE=POOL[:N],...",
+        help="ours only: the Celery pool (prefork, threads, solo) and concurrency per queue, e.g. "
+        "'concerts=threads:4,payments=solo' (default: prefork as in the Procfile; the peers keep theirs)",
+    )
     parser.add_argument("--request-timeout", type=float, default=60.0, help="a booking unanswered by then is a timeout")
     parser.add_argument("--poll-interval", type=float, default=0.02)
     parser.add_argument("--settle-timeout", type=float, default=180.0)
@@ -49,6 +62,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=5000, help="rush: clients, each a user of its own")
     parser.add_argument("--arrive-within", type=float, default=10.0, help="rush: seconds over which they arrive")
     parser.add_argument("--rush-seats", type=int, default=240, help="rush: seats of the performance")
+    parser.add_argument(
+        "--pre-queue-share", type=float, default=0.5, help="rush: share of the clients arriving before the opening"
+    )
+    parser.add_argument(
+        "--rush-configs",
+        default="queue,no-queue",
+        help="rush: with the waiting room (queue), without (no-queue), or both",
+    )
+    parser.add_argument("--flood-connections", type=int, default=2000, help="poll-flood: open connections (wrk -c)")
+    parser.add_argument("--flood-seconds", type=int, default=20, help="poll-flood: seconds of flood (wrk -d)")
+    parser.add_argument("--flood-users", type=int, default=2000, help="poll-flood: users in the waiting room")
+    parser.add_argument("--opens-later", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--internal-setup", help=argparse.SUPPRESS)
     parser.add_argument("--internal-dco", help=argparse.SUPPRESS)
@@ -76,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench import relay
 
         return relay.main(args, argv)
-    if args.mode == "rush":
+    if args.mode in ("rush", "poll-flood"):
         from bench import rush
 
-        return rush.main(args, argv)
+        return rush.main(args, argv) if args.mode == "rush" else rush.flood_main(args, argv)
     return saga.main(args, argv)

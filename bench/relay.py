@@ -111,6 +111,9 @@ def django_setup(world: World) -> None:
     import celery_app  # noqa: F401  (the project's Celery app, with its queues, becomes current_app)
 
     settings.OUTBOX_EVENT_ROUTES = {**settings.OUTBOX_EVENT_ROUTES, EVENT: [QUEUE]}
+    # One message per row, as django-celery-outbox sends: the relay's own work compared (the saga modes
+    # measure batches of events per message, CONSUMER_BATCH_SIZE).
+    settings.CONSUMER_BATCH_SIZE = 1
 
 
 def pending_rows() -> int:

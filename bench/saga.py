@@ -79,11 +79,17 @@ CONFIGS = {
 }
 
 
+FRONT_APP = "ticketing.front.asgi:application"
+
+
 def web_command(server: str, port: int, workers: int) -> list[str]:
-    """The web server: gunicorn's sync workers as in the Procfile, or an alternative to compare."""
+    """The web server: the front as in the Procfile, or Django alone on another server to compare."""
     gunicorn = [str(BIN / "gunicorn"), "ticketing.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     granian = [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)]
+    front = [str(BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
     return {
+        # as in the Procfile (its backlog a little larger: every client of a rush connects at once)
+        "front": [*front, "--workers", str(workers), "--backlog", "4096", "--no-access-log", FRONT_APP],
         "gunicorn": gunicorn,
         "gthread": [*gunicorn, "--worker-class", "gthread", "--threads", "4"],
         "granian": [
@@ -96,6 +102,20 @@ def web_command(server: str, port: int, workers: int) -> list[str]:
             "ticketing.wsgi:application",
         ],
     }[server]
+
+
+def worker_pools(spec: str) -> dict[str, tuple[str, int]]:
+    """``--pool``: 'concerts=threads:4,payments=solo' -> each queue's pool and concurrency (solo runs one)."""
+    pools: dict[str, tuple[str, int]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        queue, _, rest = item.partition("=")
+        pool, _, count = rest.partition(":")
+        if queue not in QUEUE_CONCURRENCY or pool not in ("prefork", "threads", "solo"):
+            raise SystemExit(
+                f"--pool: {item!r} is not QUEUE=prefork|threads|solo[:N] with a queue of {QUEUE_CONCURRENCY}"
+            )
+        pools[queue] = (pool, 1 if pool == "solo" else int(count or QUEUE_CONCURRENCY[queue]))
+    return pools
 
 
 # --- Data: users, wallets, seats, tokens (a Django subprocess on the world) ----------------------------------------
@@ -163,6 +183,9 @@ def internal_setup(args: argparse.Namespace) -> int:
         rush = Performance.objects.using("concerts").create(
             concert=concert, venue="rush", starts_at=starts_at, queue=args.queue
         )
+        if args.opens_later:  # the rush sets the real opening just before it starts (a day away until then)
+            rush.sales_open_at = timezone.now() + timedelta(days=1)
+            rush.save(using="concerts", update_fields=["sales_open_at"])
         seats = [Seat(performance=rush, label=f"R-{i:04d}", grade="S", price=10_000) for i in range(args.rush_seats)]
         ids = [seat.id for seat in Seat.objects.using("concerts").bulk_create(seats)]
         Path(args.internal_setup).write_text(json.dumps({"users": tokens, "seats": ids, "performance": rush.id}))
@@ -189,9 +212,13 @@ class System:
         env = {**world.env, **config.env}
         celery = [str(BIN / "celery"), "-A", "celery_app"]
         self.commands = {"web": (web_command(args.web, self.port, args.web_workers), env)}
-        for name, n in QUEUE_CONCURRENCY.items():
+        pools = worker_pools(args.pool) if config.worker_app == "celery_app" else {}
+        for name, default in QUEUE_CONCURRENCY.items():
             worker = [str(BIN / "celery"), "-A", config.worker_app, "worker", "-Q", name, "-n", f"{name}@%h"]
+            pool, n = pools.get(name, ("prefork", default))
             options = ["--concurrency", str(n), *config.worker_options, "--without-mingle", "--without-gossip"]
+            if config.worker_app == "celery_app":
+                options += ["--pool", pool]
             self.commands[f"celery-{name}"] = ([*worker, *options, "-l", "WARNING"], env)
         self.commands["beat"] = ([*celery, "beat", "-s", str(log_dir / "beat-schedule"), "-l", "WARNING"], env)
         for name, extra in config.relays.items():

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SERVERS = ("postgres", "rabbitmq", "redis", "web")
+SERVERS = ("postgres", "rabbitmq", "redis", "queue-redis", "web")
 PROCESSES = ("worker-accounts", "worker-concerts", "worker-payments", "relay", "beat")
 REQUIRED = (*SERVERS, *PROCESSES)
 
@@ -105,7 +105,7 @@ def test_every_service_is_there_and_servers_have_health_checks() -> None:
     for name in ("web", *PROCESSES):
         conditions = services[name].get("depends_on") or {}
         assert isinstance(conditions, dict), f"{name}: depends_on should name conditions"
-        for server in ("postgres", "rabbitmq", "redis"):
+        for server in ("postgres", "rabbitmq", "redis", "queue-redis"):
             assert conditions.get(server, {}).get("condition") == "service_healthy", (
                 f"{name} should wait until {server} is healthy"
             )
@@ -121,3 +121,20 @@ def test_every_service_is_there_without_yaml() -> None:
     assert not missing, f"services missing from docker-compose.yml: {missing}"
     unchecked = [name for name in SERVERS if not re.search(r"^    healthcheck:", blocks[name], re.MULTILINE)]
     assert not unchecked, f"servers without a healthcheck: {unchecked}"
+
+
+def test_the_waiting_room_has_a_redis_of_its_own_that_keeps_every_place() -> None:
+    """Its own server, AOF on and noeviction (a full Redis refuses writes rather than drop a place)."""
+    blocks = service_blocks_by_regex(COMPOSE_FILE.read_text())
+    command = blocks["queue-redis"]
+    assert re.search(r'"--appendonly",\s*"yes"', command), "queue-redis: AOF must be on"
+    assert re.search(r'"--maxmemory-policy",\s*"noeviction"', command), "queue-redis: it must never evict"
+    assert "QUEUE_REDIS_URL: redis://queue-redis:" in COMPOSE_FILE.read_text()
+
+
+def test_the_web_server_is_the_front_on_one_origin() -> None:
+    """The Procfile's web line and compose's web service run the same ASGI front (fast path and Django)."""
+    web = service_blocks_by_regex(COMPOSE_FILE.read_text())["web"]
+    assert "ticketing.front.asgi:application" in web
+    procfile = (ROOT / "Procfile").read_text()
+    assert re.search(r"^web: .*granian .*--interface asgi .*ticketing\.front\.asgi:application", procfile, re.M)

@@ -70,6 +70,12 @@ def test_a_bad_throttle_rate_is_a_start_up_error_naming_it() -> None:
     assert "BOOKING_RATE_PER_USER" in result.stderr
 
 
+def test_a_malformed_ticket_signing_key_is_a_start_up_error_naming_it() -> None:
+    result = start(SECRET_KEY=REAL_KEY, TICKET_SIGNING_KEY="not-a-key")
+    assert result.returncode != 0
+    assert "TICKET_SIGNING_KEY" in result.stderr
+
+
 def test_make_run_and_the_tests_ask_for_the_development_mode_and_nothing_else_does() -> None:
     # given the files that start the project
     makefile = (ROOT / "Makefile").read_text()

@@ -204,9 +204,13 @@ def client_address(request: HttpRequest | Request) -> str:
     request with fewer entries than N skipped a proxy, so its entries may all be the client's own:
     then the connection's address counts.
     """
-    remote = str(request.META.get("REMOTE_ADDR", ""))
+    return address_of(str(request.META.get("REMOTE_ADDR", "")), str(request.META.get("HTTP_X_FORWARDED_FOR", "")))
+
+
+def address_of(remote: str, forwarded_for: str) -> str:
+    """client_address's rule from the connection's address and the X-Forwarded-For header."""
     proxies = settings.TRUSTED_PROXY_COUNT
-    hops = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()]
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     if proxies <= 0 or len(hops) < proxies:
         return remote
     return hops[-proxies]

@@ -44,6 +44,22 @@ def test_workers_killed_at_random_moments(workers: Any, load: Any) -> None:
     settle_and_audit("workers killed", bookings, fault)
 
 
+def test_pool_processes_killed_mid_batch(workers: Any, load: Any) -> None:
+    # Only the pool's children die: the worker sees its task's process lost and has the message (a batch
+    # of events, under load) requeued; the batch comes back and is applied one event at a time.
+    kills = 0
+    with load(seconds=scaled(8, 120)) as bookings:
+        while bookings.thread.is_alive():
+            pause(0.2, 1.0)
+            for name in ("concerts", "payments"):
+                parent = workers.processes[name].pid
+                kills += subprocess.run(["pkill", "-9", "-P", str(parent)], check=False).returncode == 0
+    settle_and_audit(
+        "pool processes killed", bookings, f"kill -9 the pool processes of concerts and payments, {kills}x"
+    )
+    assert kills > 0
+
+
 @override_settings(OUTBOX_FAST_PATH=False)
 def test_relay_killed_between_publish_and_mark_sent(workers: Any, load: Any) -> None:
     deaths = 0

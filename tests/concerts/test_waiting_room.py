@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from django.test import override_settings
 from django.utils import timezone
 
@@ -16,16 +14,10 @@ from tests.conftest import all_databases, saga
 from tests.saga.conftest import wait_for
 from ticketing.concerts.models import Seat
 from ticketing.concerts.services import reservation_confirm
-from ticketing.concerts.waiting_room import queue_join, queue_saga_finished, queue_status
+from ticketing.concerts.waiting_room import queue_advance, queue_join, queue_saga_finished, queue_status
 from ticketing.observability import gauges, metrics
 
 QUEUE = "/api/performances/{}/queue/"
-
-
-@pytest.fixture
-def room() -> int:
-    """A performance id no other test uses, for tests of the waiting room alone (no database row)."""
-    return 10**12 + secrets.randbelow(10**12)
 
 
 def join_all(performance_id: int, users: range) -> None:
@@ -72,7 +64,8 @@ def test_after_the_opening_users_are_admitted_in_join_order(room: int) -> None:
     assert positions(room, range(1, 7)) == [0, 0, 1, 2, 3, 4]
     first = queue_status(performance_id=room, user_id=1)
     assert first is not None and first.admitted and first.admitted_until is not None
-    assert first.admitted_until > timezone.now() + timedelta(seconds=250)
+    # for the first window (presence: an admission nobody uses ends soon)
+    assert timezone.now() + timedelta(seconds=50) < first.admitted_until < timezone.now() + timedelta(seconds=61)
 
     # when the first admitted user's booking is confirmed, then the next in line gets the place at once
     queue_saga_finished(performance_id=room, user_id=1, confirmed=True)
@@ -102,9 +95,10 @@ def test_the_pre_queue_is_shuffled_once_at_the_opening_and_latecomers_go_behind(
         assert (place.position, place.admitted) == (None, False)
         assert place.opens_at is not None and abs((place.opens_at - opens_at).total_seconds()) < 0.01
 
-    # when the sales open and two latecomers join
+    # when the sales open, two latecomers join, and the timer ticks
     time.sleep(max(0.0, (opens_at - timezone.now()).total_seconds()) + 0.1)
     join_all(room, range(41, 43))
+    queue_advance(performance_id=room, opens_at=opens_at)
 
     # then the early users hold the first 40 turns (3 admitted, 37 waiting) in an order other than their joining
     order = positions(room, early)
@@ -125,10 +119,12 @@ def test_an_admission_expires_and_its_place_is_handed_on(room: int) -> None:
     join_all(room, range(1, 3))
     assert positions(room, range(1, 3)) == [0, 1]
 
-    # when the admission's second is over
+    # when the admission's second is over, the first is out of the room at once
     time.sleep(1.1)
+    assert positions(room, range(1, 3)) == [None, 1]
 
-    # then the first is out of the room and the second is admitted
+    # and when the timer ticks, the second is admitted (polls alone never admit anyone)
+    queue_advance(performance_id=room, opens_at=None)
     assert positions(room, range(1, 3)) == [None, 0]
 
 
@@ -140,8 +136,9 @@ def test_a_cancelled_booking_ends_the_admission_after_the_grace_unless_retried(r
 
     # then within the grace the user is still admitted, the other still waits
     assert positions(room, range(1, 3)) == [0, 1]
-    # and after the grace the place goes to the next in line
+    # and after the grace the place goes to the next in line (at the timer's next tick)
     time.sleep(1.1)
+    queue_advance(performance_id=room, opens_at=None)
     assert positions(room, range(1, 3)) == [None, 0]
 
 
@@ -158,10 +155,12 @@ def test_joining_a_queued_performance_answers_the_place(make_user: Any, make_per
     joined = client.post(QUEUE.format(seat.performance_id))
     polled = client.get(QUEUE.format(seat.performance_id))
 
-    # then both answer the admission (the room is empty)
+    # then both answer the admission (the room is empty), when to ask again and a queue ticket
     assert joined.status_code == 200, joined.content
     assert (joined.json()["position"], joined.json()["admitted"]) == (0, True)
     assert joined.json()["admitted_until"]
+    assert joined.json()["poll_after_seconds"] > 0
+    assert joined.json()["ticket"]
     assert polled.json() == joined.json()
 
 

@@ -74,9 +74,9 @@ class EmbeddedStack(Workers):
         self.env["QUEUE_ACTIVE_USERS"] = str(QUEUE_ACTIVE_USERS)
 
     def command(self, name: str) -> list[str]:
-        if name == "web":
-            gunicorn = [sys.executable, "-m", "gunicorn", "ticketing.wsgi", "--workers", "2"]
-            return [*gunicorn, "--bind", f"127.0.0.1:{self.port}", "--access-logfile", "-"]
+        if name == "web":  # as in the Procfile: the web front, two worker processes
+            granian = [str(Path(sys.executable).parent / "granian"), "--interface", "asgi", "--workers", "2"]
+            return [*granian, "--host", "127.0.0.1", "--port", str(self.port), "ticketing.front.asgi:application"]
         return super().command(CONSUMERS.get(name, name))
 
     def start(self, name: str) -> subprocess.Popen[bytes]:

@@ -33,6 +33,8 @@ PAYLOADS_BEFORE = {
         {"reservation_id": 7, "reason": "test"},
     ],
     "payment-refunded": [{"reservation_id": 7, "payment_id": 3, "amount": 140_000}],
+    # seat-released came with the waiting list, written as a dict just before the catalogue took it in.
+    "seat-released": [{"performance_id": 3, "seat_ids": [5, 6], "reason": "canceled by user"}],
 }
 
 

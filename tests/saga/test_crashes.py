@@ -136,7 +136,8 @@ def declare(queue: str) -> None:
 
 
 def drain(queue: str) -> list[dict[str, Any]]:
-    """The envelopes waiting in ``queue`` (Celery task messages: the envelope is the first argument)."""
+    """The envelopes waiting in ``queue``, in order (Celery task messages: the first argument is the
+    envelope, or a batch of envelopes)."""
     envelopes = []
     with Connection(current_app.conf.broker_url) as conn:
         simple = conn.SimpleQueue(queue, queue_opts={"durable": True, "auto_delete": False})
@@ -144,7 +145,7 @@ def drain(queue: str) -> list[dict[str, Any]]:
             while True:
                 message = simple.get(timeout=1)
                 args, _kwargs, _embed = message.decode()
-                envelopes.append(args[0])
+                envelopes += args[0] if isinstance(args[0], list) else [args[0]]
                 message.ack()
         except simple.Empty:
             pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import Any
 
 from django.test import override_settings
@@ -150,7 +152,7 @@ def test_cancelling_a_confirmed_booking_shows_the_refund_in_the_ledger(
     person.snap("1-my-bookings")
 
     # when they cancel it on its page
-    person.page.locator(".booking-item a").click()
+    person.page.locator(".booking-item a.booking-link").click()
     person.page.once("dialog", lambda dialog: dialog.accept())
     person.page.locator("#cancel").click()
 
@@ -393,3 +395,34 @@ def test_the_waiting_room_says_when_the_queue_is_unavailable_and_retries(
     # and once the queue answers again, the page offers to join by itself
     expect(person.page.get_by_role("button", name="대기열 들어가기")).to_be_visible()
     expect(person.page.locator("#queue-message")).to_be_hidden()
+
+
+@override_settings(QUEUE_ACTIVE_USERS=1)
+def test_the_waiting_page_asks_again_when_the_server_says(visitor: Any, performance: Any, make_user: Any) -> None:
+    # given a queued performance of one place with three people ahead (the third in line waits 3.6 to
+    # 4.4 s between polls: later than the page's fallback of 3 s)
+    Performance.objects.using("concerts").filter(pk=performance.id).update(queue=True)
+    for ahead in (make_user(), make_user(), make_user()):
+        waiting_room.queue_join(performance_id=performance.id, user_id=ahead.id, opens_at=None)
+    person = visitor(make_user())
+    queue = f"/api/performances/{performance.id}/queue/"
+    answers: list[tuple[float, str, Any]] = []
+    person.page.on(
+        "response", lambda r: answers.append((time.monotonic(), r.request.method, r)) if queue in r.url else None
+    )
+    person.go(f"/performances/{performance.id}/")
+
+    # when the person joins and waits for three polls
+    person.page.get_by_role("button", name="대기열 들어가기").click()
+    expect(person.page.locator("#queue-place")).to_have_text("내 대기 순서: 3")
+    deadline = time.monotonic() + 30
+    while sum(1 for _, method, _ in answers if method == "GET") < 4 and time.monotonic() < deadline:
+        person.page.wait_for_timeout(100)  # (Playwright delivers the page's events while it is called)
+
+    # then each poll came when the answer before it said, never sooner
+    calls = [(at, method, response.json()) for at, method, response in answers]
+    after_join = calls[next(i for i, (_, method, _) in enumerate(calls) if method == "POST") :]
+    for (at, _, body), (next_at, _, _) in itertools.pairwise(after_join[:4]):
+        told = body["poll_after_seconds"]
+        assert 3.2 <= told <= 4.5
+        assert told - 0.2 <= next_at - at <= told + 2.5, (told, next_at - at)

@@ -1,4 +1,5 @@
-"""After the sale, in a real browser on the real stack: a ticket with its QR code, and the door checking it in."""
+"""After the sale, in a real browser on the real stack: a ticket with its QR code, the door checking it in, and
+the waiting list of a sold-out performance."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import saga
+from tests.saga.conftest import book, settled, wait_for
+from ticketing.concerts.models import Reservation, WaitlistOffer
 
 from .conftest import seat_button, seat_of
 
@@ -75,3 +78,39 @@ def test_the_door_page_is_only_for_door_staff(visitor: Any, make_user: Any) -> N
     person = visitor(make_user())
     response = person.page.goto(person.base + "/door/")
     assert response is not None and response.status == 403
+
+
+def test_sold_out_join_the_waiting_list_and_book_the_seat_someone_cancelled(
+    audited: None, visitor: Any, make_performance: Any, make_user: Any, fund: Any, client_for: Any
+) -> None:
+    # given a performance whose only seat is sold
+    (seat,) = make_performance(count=1, price=30_000)
+    buyer = make_user()
+    fund(buyer.id, 100_000)
+    sold = settled(book(client_for(buyer), seat.id).json()["id"])
+    assert sold.status == "CONFIRMED"
+
+    # when another person finds it sold out and joins its waiting list
+    waiter = make_user()
+    fund(waiter.id, 100_000)
+    person = visitor(waiter)
+    person.go(f"/performances/{seat.performance_id}/")
+    person.page.get_by_role("button", name="대기자 명단에 등록").click()
+    expect(person.page.locator("#waitlist-message")).to_contain_text("대기 순번: 1")
+    person.snap("1-joined")
+
+    # and the buyer cancels
+    assert client_for(buyer).post(f"/api/reservations/{sold.id}/cancel/").status_code == 200
+
+    # then the seat is offered to the waiting person in My bookings
+    wait_for(lambda: WaitlistOffer.objects.using("concerts").filter(user_id=waiter.id).exists(), what="the offer")
+    person.go("/bookings/")
+    offer = person.page.locator("li.offer")
+    expect(offer.locator(".offer-seats")).to_have_text("A-1")
+    person.snap("2-offer")
+
+    # and accepting it books the seat through the saga, to CONFIRMED
+    offer.get_by_role("button", name="이 좌석 예매하기").click()
+    expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
+    person.snap("3-confirmed")
+    assert Reservation.objects.using("concerts").get(user_id=waiter.id).status == "CONFIRMED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from django.utils import timezone
 from tests.conftest import PASSWORD, all_databases, new_client, unique
 from tests.saga.conftest import wait_for
 from ticketing.accounts.models import User
-from ticketing.concerts.models import Reservation, Seat
+from ticketing.concerts.models import Concert, Performance, Reservation, Seat
 
 from .conftest import seat_of
 
@@ -457,3 +458,44 @@ def test_the_shop_and_the_api_count_sign_ups_on_one_counter(browser_client: Clie
 
     # when the same address signs up on the shop, then it is refused
     assert shop_signup(browser_client, unique("kim")).status_code == 429
+
+
+@all_databases
+def test_the_seat_map_of_a_5000_seat_hall_is_under_300_kb_on_the_wire(browser_client: Client) -> None:
+    # given a hall of 5,000 seats, some sold
+    concert = Concert.objects.using("concerts").create(title=unique("big hall"))
+    hall = Performance.objects.using("concerts").create(
+        concert=concert, starts_at=timezone.now() + timedelta(days=30), venue="Big Hall"
+    )
+    Seat.objects.using("concerts").bulk_create(
+        Seat(performance=hall, label=f"{g}-{n:04d}", grade=g, price=p, status="SOLD" if n % 7 == 0 else "AVAILABLE")
+        for g, p, count in (("VIP", 150_000, 500), ("R", 110_000, 1500), ("S", 80_000, 3000))
+        for n in range(1, count + 1)
+    )
+
+    # when a browser (which accepts gzip) opens its page
+    response = browser_client.get(f"/performances/{hall.id}/", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+
+    # then every seat is on it, and it travels compressed in under 300 KB
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert len(response.content) < 300_000, len(response.content)
+    assert gzip.decompress(response.content).count(b'class="seat ') == 5000
+
+
+@all_databases
+def test_an_unchanged_seat_map_is_a_304_also_when_it_travels_gzipped(browser_client: Client) -> None:
+    # given the seat statuses of a hall with 300 seats sold, fetched compressed (the ETag made weak)
+    concert = Concert.objects.using("concerts").create(title=unique("hall"))
+    hall = Performance.objects.using("concerts").create(
+        concert=concert, starts_at=timezone.now() + timedelta(days=30), venue="Hall"
+    )
+    Seat.objects.using("concerts").bulk_create(
+        Seat(performance=hall, label=f"S-{n:03d}", grade="S", price=1, status="SOLD") for n in range(300)
+    )
+    url = f"/performances/{hall.id}/seats.json"
+    first = browser_client.get(url, HTTP_ACCEPT_ENCODING="gzip")
+    assert first.headers["Content-Encoding"] == "gzip" and first.headers["ETag"].startswith("W/")
+    # when asked again with that ETag, then nothing changed: 304
+    again = browser_client.get(url, HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=first.headers["ETag"])
+    assert again.status_code == 304

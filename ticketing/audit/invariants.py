@@ -39,6 +39,8 @@ from ticketing.concerts.models import (
     LIVE_STATUSES,
     CheckIn,
     CheckInOutcome,
+    OfferSeat,
+    OfferStatus,
     Reservation,
     ReservationSeat,
     ReservationStatus,
@@ -92,6 +94,7 @@ def audit(*, idle: bool = False) -> list[str]:
             *ledger_balances(),
             *sagas_settle_in_time(),
             *tickets_match_reservations(),
+            *offered_seats_held_once(),
             *(outbox_drained() if idle else []),
         ]
 
@@ -133,6 +136,8 @@ def seat_status_matches() -> list[str]:
     expected = Case(
         When(holder=ReservationStatus.CONFIRMED, then=Value(SeatStatus.SOLD)),
         When(holder=ReservationStatus.PENDING, then=Value(SeatStatus.HELD)),
+        # No live holder: free, or offered to the waiting list (whose seats A6.9 checks).
+        When(status=SeatStatus.OFFERED, then=Value(SeatStatus.OFFERED)),
         default=Value(SeatStatus.AVAILABLE),
         output_field=CharField(),
     )
@@ -278,6 +283,30 @@ def tickets_match_reservations() -> list[str]:
     )
     for reservation_id, seat_id in unticketed.iterator(chunk_size=CHUNK):
         found.add(f"seat {seat_id} of CONFIRMED reservation {reservation_id} has no ticket")
+    return found.report()
+
+
+def offered_seats_held_once() -> list[str]:
+    """A6.9: every OFFERED seat is held for exactly one open offer, and an open offer's seats are OFFERED."""
+    open_lines = OfferSeat.objects.using(CONCERTS).filter(open=True, seat=OuterRef("pk")).order_by()
+    holders = open_lines.values("seat").annotate(n=Count("*")).values("n")
+    wrong = (
+        Seat.objects.using(CONCERTS)
+        .annotate(offers=Coalesce(Subquery(holders), Value(0)))
+        .filter((Q(status=SeatStatus.OFFERED) & ~Q(offers=1)) | (~Q(status=SeatStatus.OFFERED) & ~Q(offers=0)))
+        .order_by("id")
+        .values_list("id", "status", "offers")
+    )
+    found = Findings("A6.9")
+    for seat_id, status, offers in wrong.iterator(chunk_size=CHUNK):
+        found.add(f"{status} seat {seat_id} is held for {offers} open offers")
+    stale = OfferSeat.objects.using(CONCERTS).filter(
+        (Q(open=True) & ~Q(offer__status=OfferStatus.OPEN)) | (Q(open=False) & Q(offer__status=OfferStatus.OPEN))
+    )
+    for seat_id, offer_id, status, flag in (
+        stale.order_by("id").values_list("seat_id", "offer_id", "offer__status", "open").iterator(chunk_size=CHUNK)
+    ):
+        found.add(f"seat {seat_id} of {status} offer {offer_id} has open={flag}")
     return found.report()
 
 

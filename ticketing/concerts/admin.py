@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from ticketing.admin_base import ReadOnlyServiceModelAdmin, ServiceModelAdmin
 from ticketing.outbox.selectors import saga_timeline, saga_trace_id
 
-from .models import CheckIn, Concert, Performance, Reservation, Seat, Ticket
+from .models import CheckIn, Concert, OfferSeat, Performance, Reservation, Seat, Ticket, WaitlistEntry, WaitlistOffer
 from .services import DB
 
 
@@ -109,6 +109,42 @@ class CheckInAdmin(ReadOnlyServiceModelAdmin):
     list_filter = ["outcome", "at"]
     search_fields = ["=ticket__id", "=staff_user_id"]
     list_select_related = ["ticket"]
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(ReadOnlyServiceModelAdmin):
+    """Places in waiting lists, in line order per performance and grade (joined through the API and shop)."""
+
+    list_display = ["id", "performance", "grade", "seats", "user_id", "status", "created_at"]
+    list_filter = ["status", "grade", "performance__concert"]
+    search_fields = ["=id", "=user_id", "=performance__id"]
+    list_select_related = ["performance__concert"]
+    ordering = ["performance_id", "grade", "id"]
+
+
+class OfferSeatInline(admin.TabularInline):
+    model = OfferSeat
+    extra = 0
+    can_delete = False
+    fields = ("seat", "open")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WaitlistOffer)
+class WaitlistOfferAdmin(ReadOnlyServiceModelAdmin):
+    list_display = ["id", "performance", "user_id", "status", "created_at", "expires_at", "reservation"]
+    list_filter = ["status", "performance__concert"]
+    search_fields = ["=id", "=user_id", "=reservation__id"]
+    list_select_related = ["performance__concert", "reservation"]
+    inlines = [OfferSeatInline]
+
+    def get_formset_kwargs(self, request: Any, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        kwargs["queryset"] = inline.get_queryset(request).using(DB)
+        return kwargs
 
 
 def gap(seconds: float | None) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from ticketing.events.catalogue import CONCERTS, PaymentFail, PaymentRefunded, PaymentSuccess
+from ticketing.events.catalogue import CONCERTS, PaymentFail, PaymentRefunded, PaymentSuccess, SeatReleased
 from ticketing.events.schema import Consumer
 
 from .services import reservation_compensate, reservation_confirm
+from .waitlist import waitlist_offer_released_seats
 
 logger = logging.getLogger(__name__)
 
@@ -28,3 +29,8 @@ def on_payment_fail(event: PaymentFail) -> None:
 def on_payment_refunded(event: PaymentRefunded) -> None:
     # The saga's last word after a late payment; its inbox row completes the reservation's timeline.
     logger.info("payment %s for reservation %s refunded", event.payment_id, event.reservation_id)
+
+
+@consumer.handles(SeatReleased)
+def on_seat_released(event: SeatReleased) -> None:
+    waitlist_offer_released_seats(performance_id=event.performance_id, seat_ids=event.seat_ids)

@@ -39,6 +39,15 @@ class SeatStatus(models.TextChoices):
     AVAILABLE = "AVAILABLE"
     HELD = "HELD"
     SOLD = "SOLD"
+    OFFERED = "OFFERED"  # held for one person of the waiting list; anyone else sees it HELD
+
+
+PUBLIC_SEAT_STATUSES = [SeatStatus.AVAILABLE, SeatStatus.HELD, SeatStatus.SOLD]
+
+
+def public_seat_status(status: str) -> str:
+    """What everyone else may know: a seat offered to someone on the waiting list is just HELD."""
+    return SeatStatus.HELD if status == SeatStatus.OFFERED else status
 
 
 class Seat(models.Model):
@@ -57,6 +66,10 @@ class Seat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.grade})"
+
+    @property
+    def public_status(self) -> str:
+        return public_seat_status(self.status)
 
 
 class ReservationStatus(models.TextChoices):
@@ -222,3 +235,91 @@ class CheckIn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} ticket {self.ticket_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- After the sale: the waiting list ----------------------------------------------------------------
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "WAITING"
+    OFFERED = "OFFERED"
+    BOOKED = "BOOKED"
+    LAPSED = "LAPSED"
+
+
+class WaitlistEntry(models.Model):
+    """A person's place in line for ``seats`` seats of one grade of a sold-out performance."""
+
+    performance = models.ForeignKey(Performance, on_delete=models.CASCADE, related_name="waitlist")
+    user_id = models.BigIntegerField(help_text="An id in accounts.")
+    grade = models.CharField(max_length=16)
+    seats = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "waiting list entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["performance", "user_id", "grade"],
+                condition=Q(status__in=["WAITING", "OFFERED"]),
+                name="concerts_waitlist_one_place_per_grade",
+            ),
+            models.CheckConstraint(condition=Q(seats__gte=1), name="concerts_waitlist_seats_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["performance", "grade", "id"], condition=Q(status="WAITING"), name="concerts_waitlist_line"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.seats}x {self.grade} for user {self.user_id} ({self.status})"
+
+
+class OfferStatus(models.TextChoices):
+    OPEN = "OPEN"
+    ACCEPTED = "ACCEPTED"
+    LAPSED = "LAPSED"
+
+
+class WaitlistOffer(models.Model):
+    """Freed seats held for one waiting-list entry until ``expires_at`` (never past the performance's start)."""
+
+    entry = models.OneToOneField(WaitlistEntry, on_delete=models.PROTECT, related_name="offer")
+    performance = models.ForeignKey(Performance, on_delete=models.PROTECT, related_name="+")
+    user_id = models.BigIntegerField(help_text="The entry's user (an id in accounts).")
+    status = models.CharField(max_length=10, choices=OfferStatus.choices, default=OfferStatus.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    reservation = models.OneToOneField(
+        Reservation, on_delete=models.PROTECT, null=True, blank=True, related_name="waitlist_offer"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="OPEN"), name="concerts_offer_open_expiry"),
+            models.Index(fields=["user_id", "id"], name="concerts_offer_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"offer {self.id} to user {self.user_id} ({self.status})"
+
+
+class OfferSeat(models.Model):
+    """A seat of an offer; ``open`` while the offer is: the database holds a seat for one open offer at most."""
+
+    offer = models.ForeignKey(WaitlistOffer, on_delete=models.CASCADE, related_name="lines")
+    seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="offer_lines")
+    open = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["offer_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["seat"], condition=Q(open=True), name="concerts_one_open_offer_per_seat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"seat {self.seat_id} of offer {self.offer_id}"

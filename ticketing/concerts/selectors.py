@@ -17,7 +17,22 @@ from ticketing.observability.gauges import Sample
 from ticketing.outbox.selectors import dead_aggregate_ids, saga_moments
 
 from . import waiting_room
-from .models import Concert, Performance, Reservation, ReservationSeat, ReservationStatus, Seat, SeatStatus, Ticket
+from .models import (
+    Concert,
+    OfferSeat,
+    OfferStatus,
+    Performance,
+    Reservation,
+    ReservationSeat,
+    ReservationStatus,
+    Seat,
+    SeatStatus,
+    Ticket,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistStatus,
+    public_seat_status,
+)
 
 DB = "concerts"
 logger = logging.getLogger(__name__)
@@ -87,6 +102,25 @@ def reservation_tickets(*, user_id: int, reservation_id: int) -> QuerySet[Ticket
     return tickets.select_related("seat", "performance__concert").order_by("id")
 
 
+def waitlist_offers(*, user_id: int, open_only: bool = False) -> QuerySet[WaitlistOffer]:
+    """The user's offers from waiting lists, newest first, with their seats and performance."""
+    lines = OfferSeat.objects.using(DB).select_related("seat").order_by("seat_id")
+    offers = WaitlistOffer.objects.using(DB).filter(user_id=user_id)
+    if open_only:
+        offers = offers.filter(status=OfferStatus.OPEN, expires_at__gt=timezone.now())
+    return (
+        offers.select_related("entry", "performance__concert")
+        .prefetch_related(Prefetch("lines", queryset=lines))
+        .order_by("-id")
+    )
+
+
+def waitlist_entries(*, user_id: int) -> QuerySet[WaitlistEntry]:
+    """The user's places in waiting lists (still waiting) of performances not yet started."""
+    waiting = WaitlistEntry.objects.using(DB).filter(user_id=user_id, status=WaitlistStatus.WAITING)
+    return waiting.filter(performance__starts_at__gt=timezone.now()).select_related("performance__concert")
+
+
 def seats_left_by_grade(*, performance_ids: list[int]) -> dict[int, dict[str, int]]:
     """Available seats of each performance, per grade, in one query."""
     rows = (
@@ -111,7 +145,7 @@ def seat_statuses(*, performance_id: int) -> dict[str, list[int]]:
     taken: dict[str, list[int]] = {SeatStatus.HELD: [], SeatStatus.SOLD: []}
     rows = Seat.objects.using(DB).filter(performance_id=performance_id).exclude(status=SeatStatus.AVAILABLE)
     for seat_id, status in rows.order_by("id").values_list("id", "status"):
-        taken[status].append(seat_id)
+        taken[public_seat_status(status)].append(seat_id)
     return taken
 
 
@@ -158,3 +192,9 @@ def waiting_room_lengths() -> dict[str, int]:
         logger.warning("waiting room lengths unavailable: %s", exc)
         return {}
     return {str(performance_id): length for performance_id, length in lengths.items()}
+
+
+def queued_performances() -> list[tuple[int, datetime | None]]:
+    """Queued performances not yet started, with their sales opening: the waiting room's timer walks these."""
+    queued = Performance.objects.using(DB).filter(queue=True, starts_at__gt=timezone.now()).order_by("id")
+    return list(queued.values_list("id", "sales_open_at"))

@@ -9,19 +9,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from ticketing.events.catalogue import ConcertReserve, PaymentRefund, Reason, ReservationCanceled
+from ticketing.events.catalogue import ConcertReserve, PaymentRefund, Reason, ReservationCanceled, SeatReleased
 from ticketing.observability import metrics
 from ticketing.outbox.publish import publish
 
 from . import tickets
 from .admission import admission_booking_started_on_commit, admission_check, admission_end_on_commit
 from .models import (
-    BookerLock,
     Performance,
     Reservation,
     ReservationSeat,
@@ -29,13 +29,15 @@ from .models import (
     SagaStep,
     Seat,
     SeatStatus,
+    public_seat_status,
 )
 from .selectors import reservations_past_hold, reservations_undeliverable
 from .transitions import (
+    SEAT_TRANSITIONS,
     ReservationWithoutSeats,
+    check_transition,
     reservation_seats_transition,
     reservation_transition,
-    seat_transition,
 )
 
 logger = logging.getLogger(__name__)
@@ -123,23 +125,16 @@ def booking_window_check(performance: Performance, now: datetime) -> None:
 
 
 def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[int]) -> Reservation:
-    """Inside the booking's transaction: lock, check and hold every seat, or raise and hold none."""
-    seats = {s.id: s for s in Seat.objects.using(DB).select_for_update().filter(pk__in=seat_ids).order_by("id")}
-    if missing := [i for i in seat_ids if i not in seats or seats[i].performance_id != performance.id]:
-        raise SeatNotFound(missing[0])
-    if taken := [i for i in seat_ids if seats[i].status != SeatStatus.AVAILABLE]:
-        raise SeatNotAvailable({i: seats[i].status for i in taken}, several=len(seat_ids) > 1)
+    """Inside the booking's transaction: hold every seat, or raise and hold none (the caller rolls back)."""
+    prices = seats_hold(performance=performance, seat_ids=seat_ids)
     seats_per_user_check(user_id=user_id, performance=performance, adding=len(seat_ids))
-    ordered = [seats[i] for i in seat_ids]
     reservation = Reservation.objects.using(DB).create(
-        user_id=user_id, seat=ordered[0], amount=sum(seat.price for seat in ordered)
+        user_id=user_id, seat_id=seat_ids[0], amount=sum(prices[i] for i in seat_ids)
     )
     ReservationSeat.objects.using(DB).bulk_create(
-        ReservationSeat(reservation=reservation, seat=seat, performance=performance, user_id=user_id, price=seat.price)
-        for seat in ordered
+        ReservationSeat(reservation=reservation, seat_id=i, performance=performance, user_id=user_id, price=prices[i])
+        for i in seat_ids
     )
-    for seat in ordered:
-        seat_transition(seat, SeatStatus.HELD)
     hold_until = reservation.created_at + timedelta(seconds=settings.RESERVATION_HOLD_SECONDS)
     publish(
         ConcertReserve(
@@ -152,12 +147,54 @@ def reservation_hold(*, user_id: int, performance: Performance, seat_ids: list[i
     return reservation
 
 
+# AVAILABLE -> HELD for the booking's seats in one statement: the subquery locks them in id order (two
+# bookings of overlapping seats cannot deadlock), and a seat another booking held meanwhile is re-checked
+# after its lock is released and left out.
+SEATS_HOLD_SQL = """
+UPDATE concerts_seat SET status = %(held)s
+WHERE id IN (
+    SELECT id FROM concerts_seat
+    WHERE id = ANY(%(ids)s) AND performance_id = %(performance)s AND status = %(available)s
+    ORDER BY id FOR UPDATE
+)
+RETURNING id, price
+"""
+
+
+def seats_hold(*, performance: Performance, seat_ids: list[int]) -> dict[int, int]:
+    """Hold the seats with one conditional UPDATE ... RETURNING; each seat's price. When not every seat
+    was held, a second read tells which are not of the performance (404) from which are taken (409)."""
+    check_transition(SEAT_TRANSITIONS, SeatStatus.AVAILABLE, SeatStatus.HELD)
+    params: dict[str, Any] = {
+        "ids": seat_ids,
+        "performance": performance.id,
+        "held": str(SeatStatus.HELD),
+        "available": str(SeatStatus.AVAILABLE),
+    }
+    with connections[DB].cursor() as cursor:
+        cursor.execute(SEATS_HOLD_SQL, params)
+        prices = dict(cursor.fetchall())
+    if len(prices) == len(seat_ids):
+        return prices
+    statuses = dict(Seat.objects.using(DB).filter(pk__in=seat_ids, performance=performance).values_list("id", "status"))
+    if missing := [i for i in seat_ids if i not in statuses]:
+        raise SeatNotFound(missing[0])
+    taken = {i: public_seat_status(statuses[i]) for i in seat_ids if i not in prices}
+    raise SeatNotAvailable(taken, several=len(seat_ids) > 1)
+
+
 def seats_per_user_check(*, user_id: int, performance: Performance, adding: int) -> None:
-    """Under the user's lock for the performance (a row every booking of theirs for it locks first)."""
-    BookerLock.objects.using(DB).bulk_create(
-        [BookerLock(user_id=user_id, performance=performance)], ignore_conflicts=True
-    )
-    BookerLock.objects.using(DB).select_for_update().get(user_id=user_id, performance=performance)
+    """Under the user's lock for the performance (a row every booking of theirs for it locks first).
+
+    The lock is one upsert (it creates the row or locks the one there); the count is a statement of
+    its own, so that it sees what a booking of the same user committed while this one waited.
+    """
+    with connections[DB].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO concerts_bookerlock (user_id, performance_id) VALUES (%s, %s) "
+            "ON CONFLICT (user_id, performance_id) DO UPDATE SET user_id = EXCLUDED.user_id",
+            [user_id, performance.id],
+        )
     live = ReservationSeat.objects.using(DB).filter(user_id=user_id, performance=performance, live=True).count()
     limit = settings.MAX_SEATS_PER_USER
     if live + adding > limit:
@@ -198,6 +235,7 @@ def reservation_compensate(*, reservation_id: int, reason: str) -> bool:
         reservation_transition(reservation, ReservationStatus.SYSTEM_CANCELED, SagaStep.SYSTEM_CANCEL_PAYMENT, reason)
         reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
         reservation_announce_unsold(reservation)
+        seats_released_publish(reservation, reason=reservation.reason)
         admission_end_on_commit(reservation, confirmed=False)
     return True
 
@@ -229,12 +267,24 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
             reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, Reason.CANCELED_BY_USER
         )
         reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
+        seats_released_publish(reservation, reason=Reason.CANCELED_BY_USER)
         if paid:
             reservation_request_refund(reservation, reason=Reason.CANCELED_BY_USER)
         else:
             reservation_announce_unsold(reservation)
             admission_end_on_commit(reservation, confirmed=False)
     return reservation
+
+
+def seats_released_publish(reservation: Reservation, *, reason: str) -> None:
+    """Announce the seats a cancelled reservation gave back (in its transaction): the waiting list's
+    consumer offers them to the first entry they fit."""
+    seat_ids = ReservationSeat.objects.using(DB).filter(reservation=reservation).values_list("seat_id", flat=True)
+    publish(
+        SeatReleased(performance_id=reservation.seat.performance_id, seat_ids=sorted(seat_ids), reason=reason),
+        using=DB,
+        aggregate_id=reservation.id,
+    )
 
 
 def reservation_announce_unsold(reservation: Reservation) -> None:

@@ -27,9 +27,11 @@ RESERVATION_TRANSITIONS: dict[str, set[str]] = {
     ReservationStatus.CANCELED: set(),
 }
 SEAT_TRANSITIONS: dict[str, set[str]] = {
-    SeatStatus.AVAILABLE: {SeatStatus.HELD},
+    SeatStatus.AVAILABLE: {SeatStatus.HELD, SeatStatus.OFFERED},
     SeatStatus.HELD: {SeatStatus.SOLD, SeatStatus.AVAILABLE},
     SeatStatus.SOLD: {SeatStatus.AVAILABLE},  # a user cancellation before the performance
+    # A waiting list's offer: given back when it lapses, or to its person's booking when accepted.
+    SeatStatus.OFFERED: {SeatStatus.AVAILABLE},
 }
 
 

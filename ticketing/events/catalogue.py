@@ -101,5 +101,15 @@ class PaymentRefunded(Payload, frozen=True, kw_only=True):
     amount: int
 
 
+@event("seat-released", publisher=CONCERTS, consumers=[CONCERTS])
+class SeatReleased(Payload, frozen=True, kw_only=True):
+    """seats were given back (a compensation, an expired hold, a cancellation, a lapsed offer): offer them
+    to the waiting list"""
+
+    performance_id: int
+    seat_ids: list[int]
+    reason: str = ""
+
+
 SERVICES = CATALOGUE.services
 EVENTS = CATALOGUE.events

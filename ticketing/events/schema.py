@@ -88,6 +88,11 @@ def task_name(queue: str) -> str:
     return f"{queue}.handle_event"
 
 
+def batch_task_name(queue: str) -> str:
+    """The consumer task on ``queue`` that takes a batch of events in one message (the relay's drains)."""
+    return f"{queue}.handle_events"
+
+
 def encode(payload: Payload) -> dict[str, Any]:
     """The payload as JSON-ready builtins, validated against its declaration (publish side)."""
     raw = msgspec.to_builtins(payload)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import exceptions, status
@@ -54,7 +54,7 @@ def idempotent(request: Request, *, user_id: int, scope: str, using: str, handle
             return response
         record.status_code = response.status_code
         record.response = response.data
-        record.save(using=using)
+        record.save(using=using, update_fields=["status_code", "response"])
     return response
 
 
@@ -70,27 +70,51 @@ def fingerprint(request: Request) -> str:
 
 
 def claim(*, user_id: int, scope: str, key: str, request_hash: str, using: str) -> IdempotencyKey:
-    """The stored record for this key (locked), or a new unsaved one when the key is new or expired.
+    """The stored record for this key (locked), or a new one (status 0) when the key is new or expired.
 
-    Two requests with one key at once: the second waits on the unique index until the first commits,
-    and then finds its answer.
+    One ``INSERT ... ON CONFLICT DO NOTHING`` claims a new key, no savepoint. Two requests with one key
+    at once: the second's insert waits on the unique index until the first commits, inserts nothing,
+    and then reads (and locks) the first one's answer.
     """
     manager = IdempotencyKey.objects.using(using)
     fresh_after = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
     for _ in range(2):
+        created = key_insert(user_id=user_id, scope=scope, key=key, request_hash=request_hash, using=using)
+        if created is not None:
+            return created
         record = manager.select_for_update().filter(user_id=user_id, scope=scope, key=key).first()
         if record is not None and record.created_at >= fresh_after:
             return record
         if record is not None:
-            record.delete(using=using)
-        try:
-            with transaction.atomic(using=using):
-                return manager.create(
-                    user_id=user_id, scope=scope, key=key, request_hash=request_hash, status_code=0, response=None
-                )
-        except IntegrityError:
-            continue  # a concurrent request with the same key committed first: read its answer
+            record.delete(using=using)  # expired: claim the key afresh
     raise exceptions.APIException("Could not claim the Idempotency-Key; retry.")
+
+
+def key_insert(*, user_id: int, scope: str, key: str, request_hash: str, using: str) -> IdempotencyKey | None:
+    """A new record for the key, or None if the key is taken."""
+    connection = connections[using]
+    created_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {IdempotencyKey._meta.db_table} "  # noqa: S608 (the table name is ours)
+            "(user_id, scope, key, request_hash, status_code, response, created_at) "
+            "VALUES (%s, %s, %s, %s, 0, NULL, %s) ON CONFLICT (user_id, scope, key) DO NOTHING RETURNING id",
+            [user_id, scope, key, request_hash, created_at],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record = IdempotencyKey(
+        id=row[0],
+        user_id=user_id,
+        scope=scope,
+        key=key,
+        request_hash=request_hash,
+        status_code=0,
+        created_at=created_at,
+    )
+    record._state.adding, record._state.db = False, using
+    return record
 
 
 def run(handle: Callable[[], Response], request: Request) -> Response:

@@ -80,6 +80,11 @@ CACHE_FAIL_OPEN = Counter(
 WAITING_ROOM_ADMISSIONS = Counter(
     "ticketing_waiting_room_admissions", "Users admitted from a waiting room.", ["performance"]
 )
+WAITING_ROOM_FAST_ANSWERS = Counter(
+    "ticketing_waiting_room_fast_answers",
+    "Queue calls the web front answered itself, by cost: ticket (no Redis call), redis (one round trip).",
+    ["cost"],
+)
 
 
 # A method no client can invent: anything else is counted as "other" (each label value is a series
@@ -127,6 +132,11 @@ def relay_batch(*, database: str, claimed: int, sent: int) -> None:
 def waiting_room_admitted(*, performance_id: int | str, count: int = 1) -> None:
     """For the waiting room: call when users are admitted (its length is a gauge, see ``gauges``)."""
     WAITING_ROOM_ADMISSIONS.labels(str(performance_id)).inc(count)
+
+
+def waiting_room_fast_answer(*, redis_call: bool) -> None:
+    """For the web front: a join or poll it answered without Django (with or without a Redis call)."""
+    WAITING_ROOM_FAST_ANSWERS.labels("redis" if redis_call else "ticket").inc()
 
 
 CACHE_USES = ("throttle", "login-delay")

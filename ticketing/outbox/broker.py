@@ -26,7 +26,7 @@ from celery import current_app
 from django.conf import settings
 from kombu import Connection, Producer
 
-from ticketing.events.schema import task_name
+from ticketing.events.schema import batch_task_name, task_name
 
 # One try on the open connection, one more on a fresh one (it may have gone stale under a broker restart).
 PUBLISH_TRIES = 2
@@ -37,14 +37,31 @@ class BrokerUnavailable(RuntimeError):
 
 
 class Outgoing:
-    """One message to send: the envelope of an outbox row, to the consumer task of one queue."""
+    """One message to send: the envelope of an outbox row, to the consumer task of one queue; or, with
+    ``batch``, the envelopes of several rows to the queue's batch consumer task (one message)."""
 
-    __slots__ = ("envelope", "headers", "queue")
+    __slots__ = ("batch", "envelope", "headers", "queue")
 
-    def __init__(self, queue: str, envelope: dict[str, Any], headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        queue: str,
+        envelope: dict[str, Any],
+        headers: dict[str, str],
+        *,
+        batch: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.queue = queue
         self.envelope = envelope
         self.headers = headers
+        self.batch = batch
+
+    def task(self) -> tuple[str, list[Any], str]:
+        """The task's name, its arguments and their short repr for Celery's logs."""
+        if self.batch is not None:
+            return batch_task_name(self.queue), [self.batch], f"[{len(self.batch)} events]"
+        # Celery would otherwise build a safe repr of the whole envelope for its logs: a third of the
+        # relay's CPU. The event's name and id say enough.
+        return task_name(self.queue), [self.envelope], f"[{self.envelope['event']} {self.envelope['event_id']}]"
 
 
 def worst_publish_seconds() -> float:
@@ -77,9 +94,8 @@ def publish_batch(messages: Sequence[Outgoing], *, deadline: float | None = None
 def send_each(messages: Sequence[Outgoing]) -> list[str | None]:
     try:
         for message in messages:
-            current_app.send_task(
-                task_name(message.queue), args=[message.envelope], queue=message.queue, headers=message.headers
-            )
+            name, args, _ = message.task()
+            current_app.send_task(name, args=args, queue=message.queue, headers=message.headers)
     except Exception as exc:  # the transport itself failed: nothing says which message is at fault
         raise BrokerUnavailable(repr(exc)) from exc
     return [None] * len(messages)
@@ -178,15 +194,8 @@ class ConfirmingPublisher:
             queue.bind(self.channel).declare()
             self.declared.add(message.queue)
         task_id = str(uuid.uuid4())
-        task = amqp.as_task_v2(
-            task_id,
-            task_name(message.queue),
-            args=[message.envelope],
-            # Celery would otherwise build a safe repr of the whole envelope for its logs: a third
-            # of the relay's CPU. The event's name and id say enough.
-            argsrepr=f"[{message.envelope['event']} {message.envelope['event_id']}]",
-            kwargsrepr="{}",
-        )
+        name, args, argsrepr = message.task()
+        task = amqp.as_task_v2(task_id, name, args=args, argsrepr=argsrepr, kwargsrepr="{}")
         self.producer.publish(
             task.body,
             exchange=queue.exchange,

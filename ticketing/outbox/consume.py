@@ -7,21 +7,24 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from celery.exceptions import Reject, Retry
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from ticketing.events.catalogue import CATALOGUE
-from ticketing.events.schema import GiveUp, Handler, InvalidPayload, decode
+from ticketing.events.schema import GiveUp, Handler, InvalidPayload, decode, task_name
 from ticketing.observability.events import consuming
 
 from .backoff import jittered_backoff
 from .models import InboxMessage, Redelivery
-from .publish import current_envelope
+from .publish import current_envelope, outbox_rows_together
 from .services import dead_letter_record
 
 logger = logging.getLogger(__name__)
@@ -231,3 +234,166 @@ def redelivery_exhausted(envelope: Any, *, using: str) -> bool:
             record.last_seen_at = timezone.now()
             record.save(using=using)
     return record.dead
+
+
+# --- Batches: the events of one message applied in one transaction ------------------------------------
+
+
+@dataclass
+class Incoming:
+    """One event of a batch, checked and typed, with its handler."""
+
+    envelope: dict[str, Any]
+    event_id: uuid.UUID
+    event: str
+    handler: Handler
+    payload: Any
+
+
+Failed = list[tuple[Any, Exception]]  # envelopes that failed, each with its error; none of them applied
+
+
+def run_batch(
+    task: Any,
+    envelopes: Any,
+    *,
+    using: str,
+    handlers: Mapping[str, Handler],
+) -> None:
+    """Consume a batch: one transaction for all of it, its events' failures each set aside or retried alone.
+
+    A batch that comes back (its worker died while applying it) is applied one event at a time instead,
+    each counted as a redelivery when reached: an event that kills its worker every time ends as a dead
+    letter on its own, and the events before it commit. Whatever could not be recorded at all (the
+    database is away) leaves the whole message on the broker, as for one event.
+    """
+    refresh_connection(using)
+    batch = envelopes if isinstance(envelopes, list) else [envelopes]
+    try:
+        if task.request.delivery_info.get("redelivered"):
+            failed = consume_one_by_one(batch, using=using, handlers=handlers)
+        else:
+            failed = consume_batch(batch, using=using, handlers=handlers)
+        for envelope, error in failed:
+            retry_alone_or_set_aside(task, envelope, error=error, using=using)
+    except (Retry, Reject):
+        raise
+    except Exception as exc:
+        keep_on_broker({"event_id": f"a batch of {len(batch)}"}, error=exc, using=using)
+
+
+def consume_batch(envelopes: list[Any], *, using: str, handlers: Mapping[str, Handler]) -> Failed:
+    """Apply the batch in one transaction, without savepoints; if an event fails, apply it again with a
+    savepoint around each event, so that only the failing ones are left out. Returns those."""
+    failed: Failed = []
+    incoming: dict[uuid.UUID, Incoming] = {}
+    for envelope in envelopes:
+        try:
+            event = incoming_of(envelope, handlers=handlers)
+        except MalformedEvent as exc:
+            failed.append((envelope, exc))
+            continue
+        incoming.setdefault(event.event_id, event)  # the same event twice in one batch applies once
+    events = list(incoming.values())
+    if not events:
+        return failed
+    try:
+        apply_batch(events, using=using, isolate=False)
+    except Exception:  # which event failed is not known: the savepoints find out
+        failed += apply_batch(events, using=using, isolate=True)
+    return failed
+
+
+def incoming_of(envelope: Any, *, handlers: Mapping[str, Handler]) -> Incoming:
+    event_id, event, raw = validate_envelope(envelope)
+    handler = handlers.get(event)
+    if handler is None:
+        raise MalformedEvent(f"no handler for event {event!r}")
+    return Incoming(envelope, event_id, event, handler, typed_payload(event_id, event, raw))
+
+
+def apply_batch(events: list[Incoming], *, using: str, isolate: bool) -> Failed:
+    """One transaction: one inbox statement for the batch, then each new event's handler in order.
+
+    ``isolate``: each handler in a savepoint of its own (its outbox rows written at once); a failing one
+    is rolled back alone and its inbox row deleted (so that its retry or replay applies it), and the
+    others commit.
+    """
+    failed: list[tuple[Incoming, Exception]] = []
+    # Without savepoints the outbox rows the handlers publish go in with one INSERT at the end.
+    together = nullcontext() if isolate else outbox_rows_together(using=using)
+    with transaction.atomic(using=using), together:
+        fresh = record_many_in_inbox(events, using=using)
+        for event in events:
+            try:
+                apply_event(event, using=using, duplicate=event.event_id not in fresh, isolate=isolate)
+            except Exception as exc:
+                if not isolate:
+                    raise
+                failed.append((event, exc))
+        if failed:
+            InboxMessage.objects.using(using).filter(event_id__in=[event.event_id for event, _ in failed]).delete()
+    return [(event.envelope, error) for event, error in failed]
+
+
+def apply_event(event: Incoming, *, using: str, duplicate: bool, isolate: bool) -> None:
+    token = current_envelope.set(event.envelope)
+    try:
+        with consuming(event.envelope, using=using) as consumption:
+            consumption.duplicate = duplicate
+            if duplicate:
+                return
+            with transaction.atomic(using=using) if isolate else nullcontext():
+                try:
+                    event.handler(event.payload)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise MalformedEvent(f"{event.event} {event.event_id}: bad payload: {exc!r}") from exc
+    finally:
+        current_envelope.reset(token)
+
+
+def record_many_in_inbox(events: list[Incoming], *, using: str) -> set[uuid.UUID]:
+    """Insert the batch's inbox rows in one statement; the ids that were not there before."""
+    connection = connections[using]
+    received_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(events))
+    params: list[Any] = []
+    for event in events:
+        params += [event.event_id, event.event, event.envelope["correlation_id"], received_at]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {InboxMessage._meta.db_table} (event_id, event, correlation_id, received_at) "  # noqa: S608
+            f"VALUES {rows} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            params,
+        )
+        return {uuid.UUID(str(event_id)) for (event_id,) in cursor.fetchall()}
+
+
+def consume_one_by_one(envelopes: list[Any], *, using: str, handlers: Mapping[str, Handler]) -> Failed:
+    """A batch that came back: each event in a transaction of its own, counted as a redelivery when reached."""
+    failed: Failed = []
+    for envelope in envelopes:
+        try:
+            if redelivery_exhausted(envelope, using=using):
+                dead_letter_record(envelope, error="redelivered too often (its worker died each time)", using=using)
+                continue
+            consume(envelope, using=using, handlers=handlers)
+        except Exception as exc:
+            failed.append((envelope, exc))
+    return failed
+
+
+def retry_alone_or_set_aside(task: Any, envelope: Any, *, error: Exception, using: str) -> None:
+    """An event that failed in a batch: a transient error is retried as a message of its own (to the
+    single-event consumer, which counts its retries and gives up as usual); anything else is a dead letter."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        countdown = jittered_backoff(
+            0, base=settings.CONSUMER_RETRY_BASE_SECONDS, cap=settings.CONSUMER_RETRY_CAP_SECONDS
+        )
+        queue = task.request.delivery_info.get("routing_key") or task.queue
+        current_app.send_task(task_name(queue), args=[envelope], queue=queue, countdown=countdown, retries=1)
+        logger.warning("%s: %s failed in a batch, retried alone: %r", using, envelope.get("event_id"), error)
+    elif isinstance(error, MalformedEvent):
+        dead_letter_record(envelope, error=str(error), using=using)
+    else:
+        dead_letter_record(envelope, error=f"unexpected error: {describe(error)}", using=using)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache, partial
 from typing import Any
@@ -85,9 +86,33 @@ def backend(path: str) -> PublishBackend:
     return loaded
 
 
+# Rows held back by ``outbox_rows_together`` (a batch consumer): (database, rows), inserted in one statement.
+held_rows: ContextVar[tuple[str, list[OutboxMessage]] | None] = ContextVar("held_rows", default=None)
+
+
+@contextmanager
+def outbox_rows_together(*, using: str) -> Iterator[None]:
+    """Inside the caller's transaction: the rows published within go in with one INSERT at the end.
+
+    A block that raises writes none of them (its transaction rolls back anyway).
+    """
+    rows: list[OutboxMessage] = []
+    token = held_rows.set((using, rows))
+    try:
+        yield
+    finally:
+        held_rows.reset(token)
+    if rows:
+        OutboxMessage.objects.using(using).bulk_create(rows)
+
+
 def store_in_outbox(message: OutboxMessage, using: str) -> None:
     """The publish backend: the row joins the caller's transaction; the relay sends it after the commit."""
-    message.save(using=using, force_insert=True)
+    held = held_rows.get()
+    if held is not None and held[0] == using:
+        held[1].append(message)
+    else:
+        message.save(using=using, force_insert=True)
     if settings.OUTBOX_FAST_PATH:
         transaction.on_commit(partial(kick_relay, using), using=using)
 

@@ -228,7 +228,7 @@ def publish_claim(claim: Claim, *, marks: DeferredMarks | None = None) -> int:
         rows = [row for row in rows if row not in unroutable]
     if not rows:
         return 0
-    outgoing = [(row, message) for row in rows for message in messages_of(row)]
+    outgoing = outgoing_of(rows)
     # Give up before the lease ends (with a margin for the mark), so that no other relay takes the rows
     # while this one may still publish them.
     deadline = claim.expires - min(1.0, settings.OUTBOX_CLAIM_LEASE_SECONDS / 4)
@@ -241,9 +241,10 @@ def publish_claim(claim: Claim, *, marks: DeferredMarks | None = None) -> int:
         return 0
     broker_pause.broker_answered()
     refused: dict[int, str] = {}
-    for (row, _), refusal in zip(outgoing, refusals, strict=True):
+    for (carried, _), refusal in zip(outgoing, refusals, strict=True):
         if refusal is not None:
-            refused.setdefault(row.id, refusal)
+            for row in carried:
+                refused.setdefault(row.id, refusal)
     for refusal, ids in group_by_reason(refused).items():
         record_failure(claim, [row for row in rows if row.id in ids], error=refusal)
     confirmed = [row.id for row in rows if row.id not in refused]
@@ -261,6 +262,34 @@ def group_by_reason(refused: dict[int, str]) -> dict[str, set[int]]:
     for row_id, reason in refused.items():
         groups[reason].add(row_id)
     return groups
+
+
+def outgoing_of(rows: list[OutboxMessage]) -> list[tuple[list[OutboxMessage], Outgoing]]:
+    """The messages of a claim, each with the rows it carries.
+
+    With ``CONSUMER_BATCH_SIZE`` above 1, the rows of each queue go in order in messages of up to that
+    many events, to the queue's batch consumer (one transaction applies them); else one message per row
+    and queue. Either way a refused message fails every row it carries.
+    """
+    size = settings.CONSUMER_BATCH_SIZE
+    if size <= 1:
+        return [([row], message) for row in rows for message in messages_of(row)]
+    by_queue: dict[str, list[tuple[OutboxMessage, Outgoing]]] = defaultdict(list)
+    for row in rows:
+        for message in messages_of(row):
+            by_queue[message.queue].append((row, message))
+    outgoing = []
+    for queue, messages in by_queue.items():
+        for start in range(0, len(messages), size):
+            chunk = messages[start : start + size]
+            if len(chunk) == 1:
+                outgoing.append(([chunk[0][0]], chunk[0][1]))
+                continue
+            batch = [message.envelope for _, message in chunk]
+            outgoing.append(
+                ([row for row, _ in chunk], Outgoing(queue, batch[0], {"events": str(len(batch))}, batch=batch))
+            )
+    return outgoing
 
 
 def messages_of(row: OutboxMessage) -> list[Outgoing]:

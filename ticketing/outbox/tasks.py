@@ -5,9 +5,9 @@ from typing import Any
 from celery import shared_task
 
 from ticketing.events.catalogue import CATALOGUE
-from ticketing.events.schema import Consumer, Service, queue_of, task_name
+from ticketing.events.schema import Consumer, Service, batch_task_name, queue_of, task_name
 
-from .consume import CONSUMER_TASK_OPTIONS, refresh_connection, run_consumer
+from .consume import CONSUMER_TASK_OPTIONS, refresh_connection, run_batch, run_consumer
 from .relay import relay_pending
 from .services import retention_sweep
 
@@ -40,4 +40,17 @@ def consumer_task(service: Service) -> Any:
     return handle_event
 
 
+def batch_consumer_task(service: Service) -> Any:
+    """The task that applies a batch of ``service``'s events (one message from the relay) in one transaction."""
+    queue = queue_of(service)
+
+    @shared_task(name=batch_task_name(queue), bind=True, queue=queue, **CONSUMER_TASK_OPTIONS)
+    def handle_events(self: Any, envelopes: Any) -> None:
+        consumer = Consumer.registry.get(service.name)
+        run_batch(self, envelopes, using=service.database, handlers=consumer.handlers if consumer else {})
+
+    return handle_events
+
+
 CONSUMER_TASKS = {service.name: consumer_task(service) for service in CATALOGUE.consuming()}
+BATCH_CONSUMER_TASKS = {service.name: batch_consumer_task(service) for service in CATALOGUE.consuming()}

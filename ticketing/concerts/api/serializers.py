@@ -5,9 +5,9 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from ticketing.api import IdField
+from ticketing.api import IdField, StrictCharField, StrictIntegerField
 
-from ..models import Concert, Performance, Reservation, Seat, Ticket
+from ..models import PUBLIC_SEAT_STATUSES, Concert, Performance, Reservation, Seat, Ticket, WaitlistOffer
 from ..ticket_codes import ticket_code
 
 
@@ -26,6 +26,8 @@ class ConcertSerializer(serializers.ModelSerializer):
 
 
 class SeatSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=PUBLIC_SEAT_STATUSES, source="public_status", read_only=True)
+
     class Meta:
         model = Seat
         fields = ["id", "label", "grade", "price", "status"]
@@ -72,6 +74,13 @@ class QueueStatusSerializer(serializers.Serializer):
     opens_at = serializers.DateTimeField(
         allow_null=True, help_text="Sales opening; the pre-queue is shuffled then, once."
     )
+    poll_after_seconds = serializers.FloatField(
+        help_text="When to ask again (longer further back). Asking later never costs the place."
+    )
+    ticket = serializers.CharField(
+        help_text="Signed queue ticket: send it back as X-Queue-Ticket (or keep the cookie) and polls cost "
+        "no database query and usually no Redis round trip."
+    )
 
 
 class TicketSerializer(serializers.ModelSerializer):
@@ -84,3 +93,33 @@ class TicketSerializer(serializers.ModelSerializer):
 
     def get_code(self, ticket: Ticket) -> str:
         return ticket_code(ticket_id=ticket.id, performance_id=ticket.performance_id, label=ticket.seat.label)
+
+
+class WaitlistJoinSerializer(serializers.Serializer):
+    grade = StrictCharField(max_length=16, help_text="The seat grade to wait for (VIP, R, S, ...).")
+    seats = StrictIntegerField(
+        min_value=1, max_value=settings.MAX_SEATS_PER_USER, help_text="1 to MAX_SEATS_PER_USER seats, offered together."
+    )
+
+
+class WaitlistPlaceSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 = next in line for this grade; 0 = holding an offer.")
+    grade = serializers.CharField(source="entry.grade")
+    seats = serializers.IntegerField(source="entry.seats")
+    status = serializers.CharField(source="entry.status", help_text="WAITING or OFFERED.")
+
+
+class WaitlistOfferSerializer(serializers.ModelSerializer):
+    grade = serializers.CharField(source="entry.grade")
+    seat_ids = serializers.SerializerMethodField(help_text="The seats held for you.")
+    labels = serializers.SerializerMethodField(help_text="Their labels.")
+
+    class Meta:
+        model = WaitlistOffer
+        fields = ["id", "performance_id", "grade", "seat_ids", "labels", "status", "expires_at", "reservation_id"]
+
+    def get_seat_ids(self, offer: WaitlistOffer) -> list[int]:
+        return [line.seat_id for line in offer.lines.all()]
+
+    def get_labels(self, offer: WaitlistOffer) -> list[str]:
+        return [line.seat.label for line in offer.lines.all()]

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, errors, user_id_of
+from ticketing.api import IDEMPOTENCY_KEY, UserRateThrottle, client_address, errors, user_id_of
 from ticketing.idempotency.services import idempotent
 
-from .. import admission, selectors, services, waiting_room
+from .. import admission, selectors, services, waiting_room, waitlist
 from .serializers import (
     ConcertSerializer,
     QueueStatusSerializer,
@@ -20,6 +23,9 @@ from .serializers import (
     ReservationSerializer,
     SeatSerializer,
     TicketSerializer,
+    WaitlistJoinSerializer,
+    WaitlistOfferSerializer,
+    WaitlistPlaceSerializer,
 )
 
 
@@ -33,7 +39,7 @@ class WaitingRoomDown(exceptions.APIException):
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "waiting_room_unavailable"
-    default_detail = "The waiting room is unavailable right now; try again shortly."
+    default_detail = waiting_room.UNAVAILABLE
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,30 +157,111 @@ class ReservationCancelView(APIView):
 
 
 class PerformanceQueueView(APIView):
-    """The waiting room of a queued performance: join it (POST) and poll one's place (GET)."""
+    """The waiting room of a queued performance: join it (POST) and poll one's place (GET).
 
-    @extend_schema(request=None, responses={200: QueueStatusSerializer, **errors(409, 503)})
+    The web front answers these on its fast path (``ticketing.front.queue``) when the caller shows a
+    queue ticket or a JWT; this view answers the rest (a shop page's session, CSRF-checked), with the
+    same fields, and hands out the ticket that lets the next polls skip Django.
+    """
+
+    throttle_classes: list[Any] = []  # joins are throttled by the waiting room itself (per user and address)
+
+    @extend_schema(request=None, responses={200: QueueStatusSerializer, **errors(404, 409, 429, 503)})
     def post(self, request: Request, performance_id: int) -> Response:
         performance = selectors.performance_get(performance_id=performance_id)
         if performance is None:
             raise Http404
         if not performance.queue:
-            raise Conflict("This performance has no waiting room: book its seats directly.")
+            raise Conflict(waiting_room.NO_WAITING_ROOM)
+        user_id = user_id_of(request)
         try:
             place = waiting_room.queue_join(
-                performance_id=performance.id, user_id=user_id_of(request), opens_at=performance.sales_open_at
+                performance_id=performance.id,
+                user_id=user_id,
+                opens_at=performance.sales_open_at,
+                address=client_address(request),
             )
+        except waiting_room.JoinThrottled as exc:
+            raise exceptions.Throttled(wait=exc.retry_after_seconds, detail=str(exc)) from exc
         except waiting_room.WaitingRoomUnavailable as exc:
             raise WaitingRoomDown from exc
-        return Response(QueueStatusSerializer(place).data)
+        return queue_response(request, performance_id, user_id, place)
 
-    @extend_schema(responses={200: QueueStatusSerializer, **errors(503)})
+    @extend_schema(responses={200: QueueStatusSerializer, **errors(404, 503)})
     def get(self, request: Request, performance_id: int) -> Response:
-        # No database query: a poll is one Redis round trip.
+        # No database query beyond the session's: one Redis round trip.
+        user_id = user_id_of(request)
         try:
-            place = waiting_room.queue_status(performance_id=performance_id, user_id=user_id_of(request))
+            place = waiting_room.queue_status(performance_id=performance_id, user_id=user_id)
         except waiting_room.WaitingRoomUnavailable as exc:
             raise WaitingRoomDown from exc
         if place is None:
-            raise exceptions.NotFound("You are not in this performance's waiting room (or your admission ended).")
-        return Response(QueueStatusSerializer(place).data)
+            raise exceptions.NotFound(waiting_room.NOT_IN_ROOM)
+        return queue_response(request, performance_id, user_id, place)
+
+
+def queue_response(request: Request, performance_id: int, user_id: int, place: waiting_room.QueueStatus) -> Response:
+    """The place and a fresh queue ticket (bound to the session it was issued to, if any)."""
+    by_session = isinstance(request.successful_authenticator, SessionAuthentication)
+    session = waiting_room.session_digest(request.COOKIES.get(settings.SESSION_COOKIE_NAME)) if by_session else ""
+    ticket = waiting_room.queue_ticket_issue(
+        performance_id=performance_id, user_id=user_id, status=place, session=session
+    )
+    response = Response(waiting_room.queue_answer(place, ticket), headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        waiting_room.TICKET_COOKIE,
+        ticket,
+        path=waiting_room.ticket_cookie_path(performance_id),
+        httponly=True,
+        samesite="Lax",
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
+    return response
+
+
+class PerformanceWaitlistView(APIView):
+    @extend_schema(
+        request=WaitlistJoinSerializer,
+        responses={201: WaitlistPlaceSerializer, 200: WaitlistPlaceSerializer, **errors(409)},
+    )
+    def post(self, request: Request, performance_id: int) -> Response:
+        serializer = WaitlistJoinSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            place = waitlist.waitlist_join(
+                user_id=user_id_of(request), performance_id=performance_id, **serializer.validated_data
+            )
+        except waitlist.PerformanceNotFound as exc:
+            raise Http404 from exc
+        except services.SeatLimitReached as exc:
+            raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
+        except services.BookingRefused as exc:
+            raise Conflict(str(exc)) from exc
+        code = status.HTTP_201_CREATED if place.created else status.HTTP_200_OK
+        return Response(WaitlistPlaceSerializer(place).data, status=code)
+
+
+class WaitlistOfferListView(APIView):
+    @extend_schema(responses={200: WaitlistOfferSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        offers = selectors.waitlist_offers(user_id=user_id_of(request))[:100]
+        return Response(WaitlistOfferSerializer(offers, many=True).data)
+
+
+class WaitlistOfferAcceptView(APIView):
+    @extend_schema(request=None, responses={202: ReservationSerializer, **errors(409)}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request: Request, offer_id: int) -> Response:
+        user_id = user_id_of(request)
+
+        def accept() -> Response:
+            try:
+                reservation = waitlist.waitlist_offer_accept(user_id=user_id, offer_id=offer_id)
+            except waitlist.OfferNotFound as exc:
+                raise Http404 from exc
+            except services.SeatLimitReached as exc:
+                raise Conflict({"detail": str(exc), "limit": str(settings.MAX_SEATS_PER_USER)}) from exc
+            except services.BookingRefused as exc:  # lapsed
+                raise Conflict(str(exc)) from exc
+            return Response(ReservationSerializer(reservation).data, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, user_id=user_id, scope="waitlist-accept", using=services.DB, handle=accept)

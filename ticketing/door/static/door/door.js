@@ -12,7 +12,7 @@
 
   function timeOf(iso) {
     const at = new Date(iso);
-    return isNaN(at) ? iso : at.toLocaleTimeString();
+    return isNaN(at) ? iso : at.toLocaleTimeString(document.documentElement.lang || undefined);
   }
 
   function door(section) {

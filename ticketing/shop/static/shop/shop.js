@@ -376,7 +376,7 @@
     const wait = document.getElementById("queue-wait");
     const message = document.getElementById("queue-message");
     const map = document.getElementById("seatmap");
-    const pollSeconds = 3;
+    const fallbackSeconds = 3; // only when an answer does not say (a network error, a server error)
     let first = null; // the first place seen, to measure how fast the line moves
     let mapStarted = false;
     const again = poller(status).after;
@@ -410,6 +410,9 @@
         if (!mapStarted) {
           mapStarted = true;
           seatMap(map);
+          // Presence: the person is on the seat map, so the admission gets its full time (an admission
+          // nobody uses ends after a short first window).
+          postJSON(words.queueUrl, {}, "queue-presence-" + Date.now());
         }
         return;
       }
@@ -422,7 +425,8 @@
         show(place, words.position + " " + data.position);
         show(wait, words.wait + " " + estimate(data.position));
       }
-      again(pollSeconds);
+      // The server sets the pace: later the further back one is; asking later never costs the place.
+      again(Number(data.poll_after_seconds) || fallbackSeconds);
     }
 
     async function answer(request) {
@@ -437,17 +441,20 @@
             joinButton.hidden = false;
             joinButton.disabled = false;
           }
-        } else if (result.status === 503) {
+        } else if (result.status === 503 || result.status === 429) {
           const seconds = Number(result.retryAfter) || 5;
           show(message, words.unavailable.replace("{n}", String(seconds)));
+          if (joinButton) {
+            joinButton.disabled = false;
+          }
           again(seconds);
         } else {
           show(message, words.server);
-          again(pollSeconds * 2);
+          again(fallbackSeconds * 2);
         }
       } catch (error) {
         show(message, words.network);
-        again(pollSeconds * 2);
+        again(fallbackSeconds * 2);
       }
     }
 
@@ -544,6 +551,54 @@
     schedule();
   }
 
+  // --- Waiting list --------------------------------------------------------------------------------
+
+  function waitlistForm(root) {
+    const form = document.getElementById("waitlist-form");
+    const message = document.getElementById("waitlist-message");
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const body = {
+        grade: document.getElementById("waitlist-grade").value,
+        seats: Number(document.getElementById("waitlist-seats").value),
+      };
+      try {
+        // The API keeps the place of a repeat, so the key only has to be a fresh one.
+        const result = await postJSON(root.dataset.joinUrl, body, "waitlist-" + body.grade + "-" + Date.now());
+        if (result.status === 201 || result.status === 200) {
+          show(message, message.dataset.position + " " + result.data.position);
+        } else if (result.status === 409 || result.status === 400) {
+          show(message, message.dataset.refused + " " + (detailOf(result.data) || JSON.stringify(result.data)));
+        } else {
+          show(message, commonFailure(message, result));
+        }
+      } catch (error) {
+        show(message, message.dataset.network);
+      }
+    });
+  }
+
+  function offerButtons(buttons) {
+    const message = document.getElementById("message");
+    buttons.forEach(function (button) {
+      button.addEventListener("click", async function () {
+        hide(message);
+        button.disabled = true;
+        try {
+          const result = await postJSON(button.dataset.acceptUrl, {}, button.dataset.idempotencyKey);
+          if (result.status === 202) {
+            window.location.assign(button.dataset.bookingUrl.replace("/0/", "/" + result.data.id + "/"));
+            return;
+          }
+          show(message, result.status === 409 ? message.dataset.refused + " " + detailOf(result.data) : commonFailure(message, result));
+        } catch (error) {
+          show(message, message.dataset.network);
+        }
+        button.disabled = false;
+      });
+    });
+  }
+
   // --- Wallet --------------------------------------------------------------------------------------
 
   function topUpForm(form) {
@@ -588,6 +643,14 @@
     const booking = document.getElementById("booking");
     if (booking) {
       bookingPage(booking);
+    }
+    const waitlist = document.getElementById("waitlist-form");
+    if (waitlist) {
+      waitlistForm(document.getElementById("waitlist"));
+    }
+    const offers = document.querySelectorAll(".accept-offer");
+    if (offers.length) {
+      offerButtons(offers);
     }
     const print = document.getElementById("print");
     if (print) {

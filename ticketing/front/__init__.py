@@ -1,0 +1,1 @@
+"""The web front: one ASGI application on one origin (see ``asgi``)."""
