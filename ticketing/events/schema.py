@@ -70,9 +70,6 @@ class Catalogue:
         except KeyError:
             raise UnknownEvent(f"event {name!r} is not in the catalogue") from None
 
-    def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
-
     def routes(self) -> dict[str, list[str]]:
         """Each event's consuming queues (one queue per service, named after it)."""
         return {name: [queue_of(s) for s in payload.consumers] for name, payload in self.events.items()}
@@ -153,7 +150,3 @@ class Consumer:
             return handler
 
         return register
-
-
-def consumer_of(service: str) -> Consumer:
-    return Consumer.registry[service]
