@@ -104,15 +104,23 @@ class Answer:
 
 
 class Front:
-    """The web front's ASGI application, called in-process on one event loop (as one worker runs it)."""
+    """The web front's ASGI application, called in-process on one event loop (as one worker runs it).
+
+    The loop runs in a thread of its own: Playwright's sync API, once started in this session, leaves
+    its own loop marked as running in the main thread, where no second loop may run."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="front-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     def request(
         self, method: str, path: str, headers: dict[str, str] | None = None, client: str = "10.0.0.1"
     ) -> Answer:
-        return self.loop.run_until_complete(self.call(method, path, headers or {}, client))
+        return self.run(self.call(method, path, headers or {}, client))
 
     async def call(self, method: str, path: str, headers: dict[str, str], client: str) -> Answer:
         scope = {
@@ -152,7 +160,9 @@ class Front:
         return Answer(start["status"], headers_out, json.loads(data) if data.strip() else None)
 
     def close(self) -> None:
-        self.loop.run_until_complete(waiting_room._aclient().aclose())
+        self.run(waiting_room._aclient().aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
         self.loop.close()
         close_django_threads()
 
