@@ -31,6 +31,7 @@ import psycopg2
 
 from bench.common import (
     BIN,
+    DEFAULT_STACK,
     PG,
     PYTHON,
     ROOT,
@@ -247,13 +248,23 @@ class System:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
                 sock.sendall(b"GET /api/concerts/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 web = sock.recv(64).startswith(b"HTTP/1.1 200")
-            # Workers log nothing at WARNING when ready; a consumer on each queue is the sign.
-            listing = rabbitmqctl("list_queues", "-p", self.world.vhost, "name", "consumers", "--no-table-headers")
-            consumers = dict(line.split()[:2] for line in listing.splitlines() if line.strip())
-            queues = all(int(consumers.get(name, 0)) >= 1 for name in QUEUE_CONCURRENCY)
+            queues = self.workers_listening()
             time.sleep(0.5)
         if not (web and queues):
             raise RuntimeError(f"the system was not ready after {timeout}s (web={web}, queues={queues})")
+
+    def workers_listening(self) -> bool:
+        """Workers log nothing at WARNING when ready: a consumer on each queue is the sign (on Redis, which
+        lists no consumers, each queue's worker answering a ping)."""
+        if DEFAULT_STACK:
+            from celery import Celery
+
+            replies = Celery(broker=self.world.broker_url).control.ping(timeout=1)
+            answered = {name.split("@")[0] for reply in replies for name in reply}
+            return answered >= set(QUEUE_CONCURRENCY)
+        listing = rabbitmqctl("list_queues", "-p", self.world.vhost, "name", "consumers", "--no-table-headers")
+        consumers = dict(line.split()[:2] for line in listing.splitlines() if line.strip())
+        return all(int(consumers.get(name, 0)) >= 1 for name in QUEUE_CONCURRENCY)
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -47,7 +47,8 @@ POSTGRES_SYSTEM_USER = "embedded_postgres"
 
 
 def var_dir() -> Path:
-    return Path(os.environ.get("TICKETING_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    # absolute: Redis changes into its data folder before it opens the log named in its config
+    return Path(os.environ.get("TICKETING_VAR_DIR") or Path(__file__).resolve().parent.parent / "var").absolute()
 
 
 def database_url(service: str) -> str:
