@@ -61,7 +61,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=20_000, help="relay: pending rows per drain")
     parser.add_argument("--clients", type=int, default=5000, help="rush: clients, each a user of its own")
     parser.add_argument("--arrive-within", type=float, default=10.0, help="rush: seconds over which they arrive")
-    parser.add_argument("--rush-seats", type=int, default=240, help="rush: seats of the performance")
+    parser.add_argument("--rush-seats", type=int, default=0, help="rush: seats of the performance (default 240)")
     parser.add_argument(
         "--pre-queue-share", type=float, default=0.5, help="rush: share of the clients arriving before the opening"
     )
@@ -89,6 +89,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     elif not args.seats:
         args.seats = int((args.rate * 1.1 if args.mode == "open" else 200) * args.duration) + 100
     args.users = args.users or math.ceil(args.seats / SEATS_PER_USER)
+    # Only a rush gets a hall of its own: the saga's measurements book the big hall (internal setup
+    # reads this flag to tell them apart).
+    if args.mode == "rush":
+        args.rush_seats = args.rush_seats or 240
     return args
 
 

@@ -150,6 +150,39 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], name
         time.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What starting one server takes: its name, port (and the variable moving it), how it says it is up."""
+
+    name: str
+    port: int
+    port_variable: str
+    pidfile: Path
+    answers: Callable[[], bool]
+    stop_signal: signal.Signals
+    log: Path
+
+
+def running_already(spec: Spec) -> Server | None:
+    """The server a `make run` in another terminal started on the same data (not ours to stop), if any;
+    otherwise the port must be free."""
+    if pid_alive(spec.pidfile) and spec.answers():
+        return Server(spec.name, None, spec.stop_signal)
+    if port_taken(spec.port):
+        raise CannotStart(f"port {spec.port} for {spec.name} is taken (set {spec.port_variable} to another)")
+    return None
+
+
+def launch(spec: Spec, argv: list[str], **popen: object) -> Server:
+    """Start the server in a process group of its own that dies with us, and wait until it answers."""
+    with spec.log.open("ab") as out:
+        in_child = dies_with_parent(spec.stop_signal)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=in_child, **popen)  # type: ignore[call-overload]  # noqa: PLW1509
+    server = Server(spec.name, process, spec.stop_signal)
+    wait_until(spec.answers, process, spec.name, spec.log)
+    return server
+
+
 def last_line(log: Path) -> str:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
     return f"its log {log} ends: {lines[-1].strip()}" if lines else f"see {log}"
@@ -195,11 +228,19 @@ def postgres_answers() -> bool:
 
 
 def start_postgres(root: Path) -> Server:
-    data, log = root / "postgres", root / "postgres.log"
-    if pid_alive(data / "postmaster.pid") and postgres_answers():
-        return Server("PostgreSQL", None, signal.SIGINT)
-    if port_taken(POSTGRES_PORT):
-        raise CannotStart(f"port {POSTGRES_PORT} for PostgreSQL is taken (set EMBEDDED_POSTGRES_PORT to another)")
+    data = root / "postgres"
+    # SIGINT: fast shutdown, clients disconnected
+    spec = Spec(
+        "PostgreSQL",
+        POSTGRES_PORT,
+        "EMBEDDED_POSTGRES_PORT",
+        data / "postmaster.pid",
+        postgres_answers,
+        signal.SIGINT,
+        root / "postgres.log",
+    )
+    if server := running_already(spec):
+        return server
     data.mkdir(parents=True, exist_ok=True)
     user = as_postgres_user(data)
     if not (data / "PG_VERSION").exists():
@@ -213,12 +254,7 @@ def start_postgres(root: Path) -> Server:
         *("-D", str(data), "-h", HOST, "-p", str(POSTGRES_PORT), "-k", ""),
         *("-c", "max_connections=300", "-c", "fsync=on", "-c", "synchronous_commit=on"),
     ]
-    in_child = dies_with_parent(signal.SIGINT)
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=in_child, **user)  # type: ignore[call-overload]  # noqa: PLW1509
-    server = Server("PostgreSQL", process, signal.SIGINT)  # SIGINT: fast shutdown, clients disconnected
-    wait_until(postgres_answers, process, "PostgreSQL", log)
-    return server
+    return launch(spec, argv, **user)
 
 
 def create_databases() -> None:
@@ -263,18 +299,15 @@ def redis_answers() -> bool:
 
 def start_redis(root: Path) -> Server:
     data, log = root / "redis", root / "redis.log"
-    if pid_alive(data / "redis.pid") and redis_answers():
-        return Server("Redis", None, signal.SIGTERM)
-    if port_taken(REDIS_PORT):
-        raise CannotStart(f"port {REDIS_PORT} for Redis is taken (set EMBEDDED_REDIS_PORT to another)")
+    # SIGTERM: the AOF flushed, then exit
+    spec = Spec("Redis", REDIS_PORT, "EMBEDDED_REDIS_PORT", data / "redis.pid", redis_answers, signal.SIGTERM, log)
+    if server := running_already(spec):
+        return server
     binary = redis_server_bin()
     data.mkdir(parents=True, exist_ok=True)
     config = data / "redis.conf"
     config.write_text(REDIS_CONFIG.format(host=HOST, port=REDIS_PORT, data=data, log=log))
-    process = subprocess.Popen([str(binary), str(config)], preexec_fn=dies_with_parent(signal.SIGTERM))  # noqa: PLW1509
-    server = Server("Redis", process, signal.SIGTERM)  # SIGTERM: the AOF flushed, then exit
-    wait_until(redis_answers, process, "Redis", log)
-    return server
+    return launch(spec, [str(binary), str(config)])
 
 
 # --- The whole -------------------------------------------------------------------------------------

@@ -120,3 +120,9 @@ def seat_of(performance: Performance, label: str) -> Seat:
 
 def seat_button(page: Any, seat: Seat) -> Any:
     return page.locator(f'button.seat[data-seat-id="{seat.id}"]')
+
+
+def book_in_page(page: Any, seat: Seat) -> None:
+    """Choose one seat on the map and press the booking button."""
+    seat_button(page, seat).click()
+    page.locator("#book").click()

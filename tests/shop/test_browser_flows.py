@@ -13,10 +13,10 @@ from tests.conftest import PASSWORD, ROOT, saga, unique
 from tests.saga.conftest import book, settled, wait_for
 from ticketing.accounts.models import User
 from ticketing.concerts import waiting_room
-from ticketing.concerts.models import Performance, Reservation, Seat
+from ticketing.concerts.models import Performance, Reservation
 from ticketing.payments.models import Wallet
 
-from .conftest import seat_button, seat_of
+from .conftest import book_in_page, seat_button, seat_of
 
 pytestmark = [saga]
 
@@ -26,11 +26,6 @@ WAITING_ROOM_SCREENSHOT = ROOT / "docs" / "shop-waiting-room.png"
 
 def balance_of(user_id: int) -> int:
     return Wallet.objects.using("payments").get(user_id=user_id).balance
-
-
-def book_in_page(page: Any, seat: Seat) -> None:
-    seat_button(page, seat).click()
-    page.locator("#book").click()
 
 
 def test_a_person_signs_up_tops_up_books_and_sees_confirmed_without_reloading(

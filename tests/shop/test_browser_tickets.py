@@ -11,7 +11,7 @@ from tests.conftest import saga
 from tests.saga.conftest import book, settled, wait_for
 from ticketing.concerts.models import Reservation, WaitlistOffer
 
-from .conftest import seat_button, seat_of
+from .conftest import book_in_page, seat_of
 
 pytestmark = [saga]
 
@@ -27,8 +27,7 @@ def test_a_buyer_gets_a_ticket_and_the_door_checks_it_in_once(
     person = visitor(buyer)
     seat = seat_of(performance, "R-03")
     person.go(f"/performances/{performance.id}/")
-    seat_button(person.page, seat).click()
-    person.page.locator("#book").click()
+    book_in_page(person.page, seat)
     expect(person.page.locator(".progress")).to_have_attribute("data-status", "CONFIRMED")
 
     # when they open their ticket

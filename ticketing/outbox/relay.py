@@ -133,10 +133,18 @@ def relay_pending(
 # claim and its lease are one statement, its own transaction: no lock outlives it, and a claim costs
 # one round trip. The CTE is materialized so that the candidates are locked (and limited) exactly once;
 # SKIP LOCKED lets relays pass over each other's candidates.
+# With marks deferred by earlier drains, the same statement writes them first (MARK_CTE). A
+# data-modifying CTE runs once whether or not it is read; the claim's snapshot still sees the marked
+# rows pending (so the later rows of their sagas wait for the claim after), and never takes them again.
+MARK_CTE = """marked AS (
+    UPDATE {table} SET state = 'SENT', sent_at = %(now)s, lease = NULL
+    WHERE id = ANY(%(sent)s) AND lease = ANY(%(sent_leases)s::uuid[])
+), """
+NOT_MARKED = "AND NOT (id = ANY(%(sent)s))"
 CLAIM_SQL = """
-WITH claimed AS MATERIALIZED (
+WITH {mark}claimed AS MATERIALIZED (
     SELECT id FROM {table} AS candidate
-    WHERE state = 'PENDING' AND next_attempt_at <= %(now)s
+    WHERE state = 'PENDING' AND next_attempt_at <= %(now)s {not_marked}
       AND NOT EXISTS (
           SELECT 1 FROM {table} AS earlier
           WHERE earlier.state = 'PENDING' AND earlier.correlation_id = candidate.correlation_id
@@ -151,29 +159,10 @@ WHERE id IN (SELECT id FROM claimed)
 RETURNING *
 """
 
-# PostgreSQL: the marks a drain deferred, in the statement of the next claim. A data-modifying CTE runs
-# once whether or not it is read; the claim's snapshot still sees the marked rows pending (so the later
-# rows of their sagas wait for the claim after), and never takes them again.
-MARK_AND_CLAIM_SQL = """
-WITH marked AS (
-    UPDATE {table} SET state = 'SENT', sent_at = %(now)s, lease = NULL
-    WHERE id = ANY(%(sent)s) AND lease = ANY(%(sent_leases)s::uuid[])
-), claimed AS MATERIALIZED (
-    SELECT id FROM {table} AS candidate
-    WHERE state = 'PENDING' AND next_attempt_at <= %(now)s AND NOT (id = ANY(%(sent)s))
-      AND NOT EXISTS (
-          SELECT 1 FROM {table} AS earlier
-          WHERE earlier.state = 'PENDING' AND earlier.correlation_id = candidate.correlation_id
-            AND earlier.id < candidate.id
-      )
-    ORDER BY id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE {table} SET next_attempt_at = %(lease_end)s, lease = %(lease)s
-WHERE id IN (SELECT id FROM claimed)
-RETURNING *
-"""
+
+def claim_sql(*, table: str, marking: bool) -> str:
+    mark = MARK_CTE.format(table=table) if marking else ""
+    return CLAIM_SQL.format(mark=mark, table=table, not_marked=NOT_MARKED if marking else "")
 
 
 def claim_due(*, using: str, limit: int, marks: DeferredMarks | None = None) -> Claim:
@@ -187,8 +176,7 @@ def claim_due(*, using: str, limit: int, marks: DeferredMarks | None = None) -> 
     expires = time.monotonic() + lease_seconds
     lease = uuid.uuid4()
     marking = marks is not None and bool(marks.ids)
-    template = MARK_AND_CLAIM_SQL if marking else CLAIM_SQL
-    sql = template.format(table=connection.ops.quote_name(OutboxMessage._meta.db_table))
+    sql = claim_sql(table=connection.ops.quote_name(OutboxMessage._meta.db_table), marking=marking)
     params: dict[str, object] = {
         "now": connection.ops.adapt_datetimefield_value(now),
         "limit": limit,
