@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import re
+import sys
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -32,6 +33,9 @@ from . import queue
 
 QUEUE_PATH = re.compile(r"^/api/performances/(\d{1,18})/queue/$")
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "4"))
+# Django's threads and the event loop share one GIL: each time a busy Django thread holds it, the loop
+# (whose answers take tens of microseconds) waits up to the switch interval, 5 ms by default.
+sys.setswitchinterval(float(os.environ.get("WEB_SWITCH_INTERVAL_MS", "1")) / 1000)
 
 django_asgi = WSGIMiddleware(django_application, workers=WEB_THREADS)  # type: ignore[arg-type]
 
