@@ -75,7 +75,7 @@ def cases() -> dict[str, Callable[[], Any]]:
         amount: int
         hold_until: datetime | None = None
 
-    model = PydanticReserve(**{**RAW, "hold_until": datetime(2026, 12, 3, 10, tzinfo=UTC)})
+    model = PydanticReserve.model_validate({**RAW, "hold_until": datetime(2026, 12, 3, 10, tzinfo=UTC)})
     found["pydantic  publish (validate + encode)"] = lambda: PydanticReserve.model_validate(
         model.model_dump(mode="json")
     )
