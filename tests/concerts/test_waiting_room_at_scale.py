@@ -77,6 +77,27 @@ def test_a_poll_with_a_ticket_costs_no_redis_round_trip_and_no_database_query(
     assert fast_answers("ticket") - fast_before == 30
 
 
+@saga
+@override_settings(QUEUE_ACTIVE_USERS=1)
+def test_a_poll_with_a_ticket_does_not_verify_the_jwt_sent_with_it(
+    front: Front, make_user: Any, make_performance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a user waiting behind another, with the ticket their join returned
+    performance_id = make_performance(queue=True)[0].performance_id
+    front.request("POST", QUEUE.format(performance_id), bearer(make_user()))
+    user = make_user()
+    joined = front.request("POST", QUEUE.format(performance_id), bearer(user))
+
+    # when they poll with the ticket and their JWT, as the shop's API clients do
+    monkeypatch.setattr(front_queue, "bearer_user", lambda headers: pytest.fail("the JWT was verified"))
+    headers = {**bearer(user), "X-Queue-Ticket": joined.json()["ticket"]}
+    answer = front.request("GET", QUEUE.format(performance_id), headers)
+
+    # then the ticket alone answers their place
+    assert answer.status == 200
+    assert answer.json()["position"] == joined.json()["position"] == 1
+
+
 def fast_answers(cost: str) -> float:
     return float(metrics.WAITING_ROOM_FAST_ANSWERS.labels(cost)._value.get())
 
