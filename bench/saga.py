@@ -259,7 +259,8 @@ class System:
         if DEFAULT_STACK:
             from celery import Celery
 
-            replies = Celery(broker=self.world.broker_url).control.ping(timeout=1)
+            with Celery(broker=self.world.broker_url) as app:  # closes its broker connection
+                replies = app.control.ping(timeout=1)
             answered = {name.split("@")[0] for reply in replies for name in reply}
             return answered >= set(QUEUE_CONCURRENCY)
         listing = rabbitmqctl("list_queues", "-p", self.world.vhost, "name", "consumers", "--no-table-headers")

@@ -8,8 +8,6 @@ statistics may scan a table that has the index the query needs. Two remedies:
 - the tables that grow fast get thresholds of their own (``YOUNG_TABLE_OPTIONS``), set after every
   ``migrate`` (``post_migrate``: a storage parameter, not a schema change, so it needs no migration);
 - ``analyze()`` runs right after a bulk load (``load_demo``).
-
-SQLite (``make run``'s default) has neither autovacuum nor these parameters; there both do nothing.
 """
 
 from __future__ import annotations
@@ -41,8 +39,6 @@ def young_tables(*, using: str, app_config: AppConfig | None = None) -> list[str
 def young_tables_tune(*, app_config: AppConfig, using: str = "default", **kwargs: Any) -> None:
     """post_migrate: give this app's fast-growing tables in ``using`` their autovacuum thresholds."""
     connection = connections[using]
-    if connection.vendor != "postgresql":
-        return
     options = ", ".join(f"{name} = {value}" for name, value in YOUNG_TABLE_OPTIONS.items())
     with connection.cursor() as cursor:
         for table in young_tables(using=using, app_config=app_config):
@@ -52,8 +48,6 @@ def young_tables_tune(*, app_config: AppConfig, using: str = "default", **kwargs
 def analyze(*, using: str) -> None:
     """Gather statistics of the fast-growing tables of ``using`` now (after a bulk load)."""
     connection = connections[using]
-    if connection.vendor != "postgresql":
-        return
     with connection.cursor() as cursor:
         for table in young_tables(using=using):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
