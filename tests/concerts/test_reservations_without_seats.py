@@ -74,3 +74,23 @@ def test_the_sweeper_goes_on_past_a_reservation_without_seat_lines_and_says_so(
     assert Reservation.objects.using("concerts").get(pk=sound.pk).status == "SYSTEM_CANCELED"
     assert Reservation.objects.using("concerts").get(pk=broken.pk).status == "PENDING"
     assert f"reservation {broken.id} cannot be compensated" in caplog.text
+
+
+def test_cancelling_a_reservation_without_seat_lines_is_a_409_and_changes_nothing(
+    make_user: Any, make_seats: Any, client_for: Any
+) -> None:
+    # given a pending reservation without seat lines
+    user = make_user()
+    (seat,) = make_seats()
+    reservation = reservation_create(user_id=user.id, seat_id=seat.id)
+    ReservationSeat.objects.using("concerts").filter(reservation=reservation).delete()
+
+    # when its owner cancels it
+    response = client_for(user).post(f"/api/reservations/{reservation.id}/cancel/")
+
+    # then 409 naming the problem, and the reservation and its seat are as they were
+    assert response.status_code == 409, response.content
+    assert "seats cannot be found" in response.json()["detail"]
+    reservation.refresh_from_db(using="concerts")
+    assert reservation.status == "PENDING"
+    assert Seat.objects.using("concerts").get(pk=reservation.seat_id).status == "HELD"

@@ -266,7 +266,11 @@ def reservation_cancel(*, user_id: int, reservation_id: int) -> Reservation:
         reservation_transition(
             reservation, ReservationStatus.CANCELED, SagaStep.USER_CANCEL_PAYMENT, Reason.CANCELED_BY_USER
         )
-        reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
+        try:
+            reservation_seats_transition(reservation, SeatStatus.AVAILABLE)
+        except ReservationWithoutSeats as exc:  # the data is broken: nothing changes, an operator is told
+            logger.error("reservation %s cannot be cancelled: %s", reservation.id, exc)
+            raise CannotCancel("This booking's seats cannot be found; nothing was changed.") from exc
         seats_released_publish(reservation, reason=Reason.CANCELED_BY_USER)
         if paid:
             reservation_request_refund(reservation, reason=Reason.CANCELED_BY_USER)
