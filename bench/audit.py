@@ -27,10 +27,12 @@ from typing import Any
 
 import psycopg2
 
+from ticketing.events.catalogue import CATALOGUE
+
 ROOT = Path(__file__).resolve().parent.parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "root"}
 PG_URL = "postgres://root@127.0.0.1:5432"
-SERVICES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}
+SERVICES = {service.name: service.database for service in CATALOGUE.services}  # service -> database alias
 SEATS_PER_PERFORMANCE = 1000
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import psycopg2
 
+from ticketing.events.catalogue import CATALOGUE
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 PYTHON = str(BIN / "python") if (BIN / "python").exists() else sys.executable
@@ -42,7 +44,7 @@ if DEFAULT_STACK:
 
     PG = {"host": devservers.HOST, "port": devservers.POSTGRES_PORT, "user": devservers.POSTGRES_USER}
     PG_URL = f"postgres://{devservers.POSTGRES_USER}@{devservers.HOST}:{devservers.POSTGRES_PORT}"
-SERVICES = {"accounts": "default", "concerts": "concerts", "payments": "payments"}  # service -> database alias
+SERVICES = {service.name: service.database for service in CATALOGUE.services}  # service -> database alias
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PACKAGES = (
     *("Django", "djangorestframework", "celery", "kombu", "amqp", "gunicorn", "granian"),

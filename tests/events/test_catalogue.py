@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.checks import Error
 from django.core.management import call_command
 
+from bench.saga import QUEUE_CONCURRENCY
 from ticketing.events.catalogue import CATALOGUE, CONCERTS, PAYMENTS
 from ticketing.events.schema import Catalogue, Consumer, Payload, Service
 from ticketing.outbox.checks import catalogue_problems
@@ -149,3 +150,24 @@ def test_the_makefile_and_the_procfile_name_every_service_of_the_catalogue() -> 
     for service in CATALOGUE.services:
         assert f"{service.name.upper()}_DATABASE_URL=" in makefile
         assert re.search(rf"^{service.name}: .*celery -A celery_app worker -Q {service.name} ", procfile, re.M)
+
+
+def test_the_compose_file_runs_every_service_of_the_catalogue() -> None:
+    # given the compose file (docker reads it, so it cannot import the catalogue)
+    compose = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text(encoding="utf-8")
+
+    # then each service has its database URL, its migration and a worker on its queue
+    for service in CATALOGUE.services:
+        assert f"{service.name.upper()}_DATABASE_URL:" in compose
+        assert f"migrate --database {service.database} " in compose
+        assert re.search(rf'^  worker-{service.name}:\n(?:.*\n){{0,2}}.*"-Q", "{service.name}"', compose, re.M)
+
+
+def test_the_benchmarks_start_a_worker_for_every_service_as_the_procfile_does() -> None:
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text(encoding="utf-8")
+
+    for service in CATALOGUE.services:
+        (line,) = re.findall(rf"^{service.name}: .*$", procfile, re.M)
+        (concurrency,) = re.findall(r"--concurrency (?:\$\{\w+:-)?(\d+)", line)
+        assert QUEUE_CONCURRENCY[service.name] == int(concurrency)
+    assert set(QUEUE_CONCURRENCY) == {service.name for service in CATALOGUE.services}

@@ -37,8 +37,7 @@ def test_the_other_docs_link_to_the_table_instead_of_copying_it(doc: str) -> Non
 
     copied = [name for name in CATALOGUE.events if re.search(rf"^\| `{re.escape(name)}` \| \w+ → ", text, re.M)]
     assert copied == []
-    if "GUIDE" in doc:
-        assert "(CONTRACT.md#4-events)" in text
+    assert "CONTRACT.md#4-events)" in text
 
 
 def test_the_contracts_reason_vocabulary_is_the_catalogues() -> None:
@@ -47,3 +46,12 @@ def test_the_contracts_reason_vocabulary_is_the_catalogues() -> None:
     assert bullet is not None
 
     assert set(re.findall(r"`([a-z ]+)`", bullet.group(1))) == Reason.ALL
+
+
+def test_the_contracts_seat_released_reasons_are_the_catalogues() -> None:
+    text = CONTRACT.read_text(encoding="utf-8")
+    line = re.search(r"- `seat-released`'s `reason`:(.*?)\n- ", text, re.S)
+    assert line is not None
+
+    named = set(re.findall(r"`([a-z ]+)`", line.group(1)))
+    assert named | Reason.ALL == Reason.SEAT_RELEASES

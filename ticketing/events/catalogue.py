@@ -33,9 +33,13 @@ class Reason:
     UNDELIVERABLE = "payment request undeliverable"
     CANCELED_BY_USER = "canceled by user"
 
+    # seat-released only: a waiting list's offer was not taken in time (no reservation ended)
+    OFFER_LAPSED = "offer lapsed"
+
     # payments' answers to a concert-reserve it does not charge
     PAYMENT_REFUSALS = frozenset({INSUFFICIENT_BALANCE, WALLET_MISSING, AMOUNT_MISMATCH, PAYMENT_ERROR, HOLD_EXPIRED})
-    ALL = PAYMENT_REFUSALS | {UNDELIVERABLE, CANCELED_BY_USER}
+    ALL = PAYMENT_REFUSALS | {UNDELIVERABLE, CANCELED_BY_USER}  # a reservation's reasons
+    SEAT_RELEASES = ALL | {OFFER_LAPSED}  # seat-released's reasons
 
 
 @event("user-registered", publisher=ACCOUNTS, consumers=[PAYMENTS])
