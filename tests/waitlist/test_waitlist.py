@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
 
-from tests.conftest import all_databases
+from tests.conftest import all_databases, saga
+from tests.saga.conftest import RowLock, wait_for
 from ticketing.audit.invariants import audit
 from ticketing.concerts.handlers import consumer
-from ticketing.concerts.models import OfferStatus, Reservation, Seat, WaitlistOffer
+from ticketing.concerts.models import OfferSeat, OfferStatus, Reservation, Seat, WaitlistOffer
 from ticketing.concerts.services import reservation_cancel, reservation_create
 from ticketing.concerts.waitlist import waitlist_offers_lapse
 from ticketing.outbox.consume import consume
@@ -52,11 +56,18 @@ def test_a_grade_with_free_seats_has_no_waiting_list(make_user: Any, make_seats:
     assert "book them" in response.json()["detail"]
 
 
-def test_bad_requests_to_join_are_refused_naming_why(sold_out: Any, make_user: Any, client_for: Any) -> None:
+def test_bad_requests_to_join_are_refused_naming_why(
+    sold_out: Any, make_user: Any, client_for: Any, settings: Any
+) -> None:
     show = sold_out()
     client = client_for(make_user())
     assert join(client, show.performance, seats=0).status_code == 400
     assert join(client, show.performance, seats="2").status_code == 400
+    too_many = join(client, show.performance, seats=settings.MAX_SEATS_PER_USER + 1)
+    assert too_many.status_code == 400 and "seats" in too_many.json()
+    assert join(client, show.performance, grade=["A"]).status_code == 400
+    missing = client.post(f"/api/performances/{show.performance.id}/waitlist/", {"seats": 1}, format="json")
+    assert missing.status_code == 400 and "grade" in missing.json()
     assert join(client, show.performance, grade="VIP").status_code == 409
     unknown = client.post("/api/performances/987654/waitlist/", {"grade": "A", "seats": 1}, format="json")
     assert unknown.status_code == 404
@@ -252,3 +263,81 @@ def test_the_audit_names_an_offered_seat_without_an_open_offer(make_seats: Any) 
     (seat,) = make_seats()
     Seat.objects.using("concerts").filter(pk=seat.pk).update(status="OFFERED")
     assert audit() == [f"A6.9: OFFERED seat {seat.id} is held for 0 open offers"]
+
+
+def test_accepting_an_offer_that_holds_no_seats_is_a_409_and_books_nothing(
+    sold_out: Any, make_user: Any, client_for: Any
+) -> None:
+    # given an open offer whose seat lines are gone (broken data)
+    show = sold_out()
+    waiter = make_user()
+    join(client_for(waiter), show.performance)
+    cancel(show.bookings[0])
+    consume_seat_released()
+    offer = WaitlistOffer.objects.using("concerts").get()
+    OfferSeat.objects.using("concerts").filter(offer=offer).update(open=False)
+
+    # when its person accepts it
+    response = client_for(waiter).post(f"/api/waitlist/offers/{offer.id}/accept/")
+
+    # then 409 naming the problem; no reservation, the offer stays open for an operator to see
+    assert response.status_code == 409, response.content
+    assert "holds no seats" in response.json()["detail"]
+    assert not Reservation.objects.using("concerts").filter(user_id=waiter.id).exists()
+    assert WaitlistOffer.objects.using("concerts").get().status == "OPEN"
+
+
+@saga
+def test_a_freed_seat_that_a_booking_is_locking_is_offered_once_the_booking_lets_go(
+    sold_out: Any, make_user: Any, client_for: Any
+) -> None:
+    # given a person waiting, a freed seat, and a booking that has locked that seat for a moment
+    show = sold_out()
+    waiter = make_user()
+    join(client_for(waiter), show.performance)
+    cancel(show.bookings[0])
+    booking = RowLock("concerts", f"SELECT 1 FROM concerts_seat WHERE id = {show.seats[0].id} FOR UPDATE")
+
+    # when the seat-released event is consumed meanwhile, and the booking then ends without the seat
+    consumer = threading.Thread(target=in_thread(consume_seat_released))
+    consumer.start()
+    wait_for(booking.has_waiter, what="the offer round to wait for the booking's lock")
+    booking.release()
+    consumer.join(20)
+
+    # then the seat is offered to the waiting person, not left free beside them
+    assert WaitlistOffer.objects.using("concerts").get().user_id == waiter.id
+    assert seat_statuses([show.seats[0]]) == ["OFFERED"]
+
+
+@saga
+def test_a_join_waits_for_an_offer_round_in_progress(sold_out: Any, make_user: Any, client_for: Any) -> None:
+    # given a sold-out performance whose offer round is in progress (its performance row locked)
+    show = sold_out()
+    offer_round = RowLock(
+        "concerts", f"SELECT 1 FROM concerts_performance WHERE id = {show.performance.id} FOR NO KEY UPDATE"
+    )
+    answers: list[Any] = []
+
+    # when someone joins the waiting list meanwhile, and a seat is freed before the round ends
+    joiner = threading.Thread(target=in_thread(lambda: answers.append(join(client_for(make_user()), show.performance))))
+    joiner.start()
+    wait_for(offer_round.has_waiter, what="the join to wait for the offer round")
+    cancel(show.bookings[0])
+    offer_round.release()
+    joiner.join(20)
+
+    # then the join sees the free seat and says to book it, instead of waiting beside it
+    (answer,) = answers
+    assert answer.status_code == 409
+    assert "book them" in answer.json()["detail"]
+
+
+def in_thread(work: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    return run

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ticketing.events.catalogue import SeatReleased
+from ticketing.events.catalogue import Reason, SeatReleased
 from ticketing.outbox.publish import publish
 
 from . import services
@@ -38,7 +38,6 @@ from .transitions import seat_transition
 logger = logging.getLogger(__name__)
 
 DB = "concerts"
-OFFER_LAPSED = "offer lapsed"
 ENTRIES_PER_OFFER_ROUND = 200  # a bounded look down the line per grade and event
 
 
@@ -51,6 +50,10 @@ class OfferNotFound(Exception):
 
 
 class OfferLapsed(services.BookingRefused):
+    pass
+
+
+class OfferWithoutSeats(services.BookingRefused):
     pass
 
 
@@ -78,6 +81,7 @@ def waitlist_join(*, user_id: int, performance_id: int, grade: str, seats: int) 
     if not grade_seats.exists():
         raise services.BookingRefused(f"This performance has no {grade!r} seats.")
     with transaction.atomic(using=DB):
+        performance_lock(performance.id)
         services.seats_per_user_check(user_id=user_id, performance=performance, adding=seats)
         entry = (
             WaitlistEntry.objects.using(DB)
@@ -95,6 +99,14 @@ def waitlist_join(*, user_id: int, performance_id: int, grade: str, seats: int) 
     return Place(entry=entry, position=waitlist_position(entry), created=created)
 
 
+def performance_lock(performance_id: int) -> Performance | None:
+    """The performance, locked: its joins and offer rounds take turns. Otherwise a join that found no free
+    seat could commit just after a round that found nobody waiting, leaving a free seat and a person
+    waiting for it side by side. FOR NO KEY UPDATE: bookings, which insert rows that refer to the
+    performance (FOR KEY SHARE), do not wait for it."""
+    return Performance.objects.using(DB).select_for_update(no_key=True).filter(pk=performance_id).first()
+
+
 def waitlist_position(entry: WaitlistEntry) -> int:
     if entry.status != WaitlistStatus.WAITING:
         return 0
@@ -107,15 +119,16 @@ def waitlist_position(entry: WaitlistEntry) -> int:
 def waitlist_offer_free_seats(*, performance_id: int, grade: str) -> int:
     """Offer the grade's free seats to the first entries in line they fit; the number of offers made.
 
-    Runs inside the consumer's transaction. Seats a booking has locked right now are skipped (it is
-    taking them); an entry the free seats do not fit keeps its place, and a later entry they fit gets them.
+    Runs inside the consumer's transaction. A seat a booking has locked right now is waited for: taken,
+    it is no longer AVAILABLE; given up, it is offered. An entry the free seats do not fit keeps its
+    place, and a later entry they fit gets them.
     """
     now = timezone.now()
-    performance = Performance.objects.using(DB).filter(pk=performance_id, starts_at__gt=now).first()
-    if performance is None:  # gone, or started: no offer outlives the performance's start
-        return 0
     made = 0
     with transaction.atomic(using=DB):
+        performance = performance_lock(performance_id)
+        if performance is None or performance.starts_at <= now:  # gone, or started: no offer outlives it
+            return 0
         line = (
             WaitlistEntry.objects.using(DB)
             .select_for_update()
@@ -127,7 +140,7 @@ def waitlist_offer_free_seats(*, performance_id: int, grade: str) -> int:
             return 0
         free = list(
             Seat.objects.using(DB)
-            .select_for_update(skip_locked=True)
+            .select_for_update()
             .filter(performance=performance, grade=grade, status=SeatStatus.AVAILABLE)
             .order_by("id")
         )
@@ -169,6 +182,9 @@ def waitlist_offer_accept(*, user_id: int, offer_id: int) -> Reservation:
         if offer.status != OfferStatus.OPEN or offer.expires_at <= timezone.now():
             raise OfferLapsed("This offer has lapsed: its seats went to the next person in line.")
         seats = offer_release_seats(offer)
+        if not seats:  # broken data (the audit names it as A6.9): nothing is booked, an operator is told
+            logger.error("offer %s holds no seats and cannot be accepted", offer.id)
+            raise OfferWithoutSeats("This offer holds no seats; nothing was booked.")
         # The seats are AVAILABLE only inside this transaction, locked: the booking below holds them at once.
         reservation = services.reservation_hold(
             user_id=user_id, performance=offer.performance, seat_ids=[seat.id for seat in seats]
@@ -211,7 +227,7 @@ def offer_lapse(offer_id: int) -> bool:
         seats = offer_release_seats(offer)
         offer_close(offer, OfferStatus.LAPSED, WaitlistStatus.LAPSED)
         released = SeatReleased(
-            performance_id=offer.performance_id, seat_ids=[seat.id for seat in seats], reason=OFFER_LAPSED
+            performance_id=offer.performance_id, seat_ids=[seat.id for seat in seats], reason=Reason.OFFER_LAPSED
         )
         publish(released, using=DB, aggregate_id=f"offer-{offer.id}")
     logger.info("offer %s lapsed: seats %s passed on", offer_id, [seat.id for seat in seats])

@@ -97,9 +97,14 @@ class TicketSerializer(serializers.ModelSerializer):
 
 class WaitlistJoinSerializer(serializers.Serializer):
     grade = StrictCharField(max_length=16, help_text="The seat grade to wait for (VIP, R, S, ...).")
-    seats = StrictIntegerField(
-        min_value=1, max_value=settings.MAX_SEATS_PER_USER, help_text="1 to MAX_SEATS_PER_USER seats, offered together."
-    )
+    seats = StrictIntegerField(min_value=1, help_text="1 to MAX_SEATS_PER_USER seats, offered together.")
+
+    def validate_seats(self, value: int) -> int:
+        # Read per request, not at import: the limit is a setting.
+        limit = settings.MAX_SEATS_PER_USER
+        if value > limit:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.")
+        return value
 
 
 class WaitlistPlaceSerializer(serializers.Serializer):
