@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.test import override_settings
+from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory
 
 from tests.conftest import all_databases, waiting_room_down
 from ticketing.concerts.models import Reservation
 from ticketing.idempotency.models import IdempotencyKey
+from ticketing.idempotency.services import idempotent
 from ticketing.payments.models import WalletEntry
 
 pytestmark = [all_databases]
@@ -177,3 +183,41 @@ def test_a_429_is_not_stored(make_user: Any, make_seats: Any, client_for: Any) -
     # then it is a 429 with Retry-After, and the key is left free for the retry
     assert throttled.status_code == 429 and throttled.headers.get("Retry-After")
     assert not IdempotencyKey.objects.using("concerts").filter(key="k-429").exists()
+
+
+def keyed_request(key: str) -> Request:
+    factory_request = APIRequestFactory().post("/api/reservations/", {}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    return Request(factory_request, parsers=[JSONParser()])
+
+
+def test_a_429_raised_inside_the_handler_is_not_stored_and_the_retry_runs_again() -> None:
+    # given a handler that is throttled the first time and answers the second
+    calls: list[int] = []
+
+    def handle() -> Response:
+        calls.append(len(calls) + 1)
+        if len(calls) == 1:
+            raise exceptions.Throttled(wait=7)
+        return Response({"booked": True}, status=202)
+
+    # when a request with a key is answered 429, then retried with the same key
+    first = idempotent(keyed_request("k-429-inside"), user_id=1, scope="test", using="concerts", handle=handle)
+    retry = idempotent(keyed_request("k-429-inside"), user_id=1, scope="test", using="concerts", handle=handle)
+
+    # then the 429 keeps its Retry-After and is not replayed: the retry runs the handler and is stored
+    assert (first.status_code, first["Retry-After"]) == (429, "7")
+    assert (retry.status_code, retry.data, calls) == (202, {"booked": True}, [1, 2])
+    assert IdempotencyKey.objects.using("concerts").get(key="k-429-inside").status_code == 202
+
+
+def test_a_404_for_a_cancel_is_kept_like_any_final_answer(make_user: Any, client_for: Any) -> None:
+    # given a cancel of a reservation that does not exist, sent with a key
+    client = client_for(make_user())
+    first = client.post("/api/reservations/987654/cancel/", HTTP_IDEMPOTENCY_KEY="k-404")
+
+    # when it is retried with the same key
+    retry = client.post("/api/reservations/987654/cancel/", HTTP_IDEMPOTENCY_KEY="k-404")
+
+    # then the retry gets the stored 404 again
+    assert (first.status_code, retry.status_code) == (404, 404)
+    assert retry["Idempotent-Replayed"] == "true"

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -121,7 +122,7 @@ def run(handle: Callable[[], Response], request: Request) -> Response:
     """The handler's answer, errors included (a 409 is an answer too, and a retry must get it again)."""
     try:
         return handle()
-    except exceptions.APIException as exc:
+    except (exceptions.APIException, Http404) as exc:  # DRF's handler answers Http404 as its 404
         response = exception_handler(exc, {"request": request})
         assert response is not None
         return response
