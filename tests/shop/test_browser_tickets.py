@@ -59,13 +59,17 @@ def test_a_buyer_gets_a_ticket_and_the_door_checks_it_in_once(
     answer = door.page.locator("#door-answer")
     expect(answer).to_have_attribute("data-outcome", "admitted")
     expect(answer).to_contain_text(f"R-03 · {buyer.username}")
+    first_time = answer.get_attribute("data-checked-in-at")
+    assert first_time
     door.snap("2-admitted")
 
     # and a second scan is refused with the time of the first
     door.page.get_by_label("티켓 코드").fill(code)
     door.page.get_by_role("button", name="입장 확인하기").click()
     expect(answer).to_have_attribute("data-outcome", "refused")
-    expect(answer).to_contain_text("이미 입장한 티켓입니다")
+    expect(answer).to_have_attribute("data-checked-in-at", first_time)
+    shown = door.page.evaluate("iso => new Date(iso).toLocaleTimeString(document.documentElement.lang)", first_time)
+    expect(answer).to_contain_text(f"이미 입장한 티켓입니다. 입장 시각: {shown}")
     door.snap("3-refused")
 
     # and the buyer's ticket now reads checked in

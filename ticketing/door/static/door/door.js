@@ -22,8 +22,9 @@
     let lastCode = "";
     let lastAt = 0;
 
-    function say(outcome, text) {
+    function say(outcome, text, checkedInAt) {
       answer.dataset.outcome = outcome;
+      answer.dataset.checkedInAt = checkedInAt || "";
       answer.textContent = text;
     }
 
@@ -49,9 +50,9 @@
         return;
       }
       if (response.status === 200) {
-        say("admitted", section.dataset.admitted + ": " + data.label + " · " + data.holder);
+        say("admitted", section.dataset.admitted + ": " + data.label + " · " + data.holder, data.checked_in_at);
       } else if (response.status === 409) {
-        say("refused", section.dataset.already + " " + timeOf(data.checked_in_at));
+        say("refused", section.dataset.already + " " + timeOf(data.checked_in_at), data.checked_in_at);
       } else if (response.status === 410) {
         say("refused", section.dataset.void);
       } else if (response.status === 400) {
