@@ -70,6 +70,11 @@ def test_a_person_signs_up_tops_up_books_and_sees_confirmed_without_reloading(
         expect(person.page.locator(f'.step.done[data-step="{step}"] time')).to_have_count(1)
     person.snap("4-booking-confirmed")
     assert len([url for url in navigations if "/bookings/" in url]) == 1  # no reload after the booking page
+    # and, the saga over, the page stops asking for its status (it polled every second until then)
+    polls: list[str] = []
+    person.page.on("request", lambda request: polls.append(request.url) if "/status.json" in request.url else None)
+    person.page.wait_for_timeout(2500)
+    assert polls == []
     # and the balance dropped by the price
     assert balance_of(user.id) == 60_000
     person.go("/wallet/")

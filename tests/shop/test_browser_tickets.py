@@ -3,8 +3,11 @@ the waiting list of a sold-out performance."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.conftest import saga
@@ -16,6 +19,10 @@ from .conftest import book_in_page, seat_of
 pytestmark = [saga]
 
 PHONE = (390, 844)
+
+
+def qr_codes_in(png: bytes) -> list[str]:
+    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
 
 
 def test_a_buyer_gets_a_ticket_and_the_door_checks_it_in_once(
@@ -44,6 +51,7 @@ def test_a_buyer_gets_a_ticket_and_the_door_checks_it_in_once(
     code = ticket.locator("figure.qr").get_attribute("data-code")
     assert code and code.startswith("T1.")
     expect(ticket.locator(".ticket-code")).to_have_text(code)
+    assert qr_codes_in(ticket.locator("figure.qr").screenshot()) == [code]  # what a camera reads off the screen
     person.snap("1-ticket")
 
     # when door staff, on a phone, scan it (typed, as a hand scanner types it)
