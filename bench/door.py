@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -56,11 +57,12 @@ def setup(tickets: int) -> dict[str, Any]:
     seats = Seat.objects.using("concerts").bulk_create(
         Seat(performance=performance, label=f"S-{n}", grade="S", price=1) for n in range(tickets)
     )
-    buyers = [User.objects.create_user(username=f"buyer-{n}", password=None) for n in range(-(-tickets // 4))]
+    run = secrets.token_hex(3)  # each repeat's users are new
+    buyers = [User.objects.create_user(username=f"buyer-{run}-{n}", password=None) for n in range(-(-tickets // 4))]
     for n, seat in enumerate(seats):  # at most 4 seats per buyer, as MAX_SEATS_PER_USER
         reservation = reservation_create(user_id=buyers[n // 4].id, seat_id=seat.id)
         reservation_confirm(reservation_id=reservation.id, payment_id=reservation.id)
-    staff = User.objects.create_superuser(username="door-staff", password=None)
+    staff = User.objects.create_superuser(username=f"door-staff-{run}", password=None)
     refresh = RefreshToken.for_user(staff)
     refresh["door"] = True
     token = refresh.access_token
