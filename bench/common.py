@@ -11,6 +11,7 @@ import platform
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,13 @@ def percentiles(values: Iterable[float], scale: float = 1000.0) -> dict[str, flo
         return round((data[lo] + (data[hi] - data[lo]) * (k - lo)) * scale, 2)
 
     return {"n": len(data), "p50": at(50), "p95": at(95), "p99": at(99), "max": round(data[-1] * scale, 2)}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:

@@ -26,7 +26,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from .common import PYTHON, ROOT, World, new_result, percentiles, spread, write_result
+from .common import PYTHON, ROOT, World, free_port, new_result, percentiles, spread, write_result
 from .common import log as bench_log
 from .saga import web_command
 
@@ -108,12 +108,6 @@ async def scan_pass(port: int, token: str, codes: list[str], devices: int) -> di
         "statuses": statuses,
         "scans_per_s": round(len(latencies) / elapsed, 1),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_web(port: int, web: subprocess.Popen[bytes], timeout: float = 60) -> None:

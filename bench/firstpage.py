@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,16 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, machine_info
+from bench.common import RESULTS, ROOT, free_port, machine_info
 
 UNSET = ("ACCOUNTS_DATABASE_URL", "CONCERTS_DATABASE_URL", "PAYMENTS_DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def answers(url: str) -> bool:

@@ -39,6 +39,7 @@ from bench.common import (
     Progress,
     World,
     bar_chart,
+    free_port,
     interruptible,
     log,
     new_result,
@@ -206,9 +207,7 @@ class System:
     """The web server, a Celery worker per queue, beat and the relays, each in a session of its own."""
 
     def __init__(self, world: World, config: Config, args: argparse.Namespace, log_dir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         self.world, self.log_dir = world, log_dir
         env = {**world.env, **config.env}
         celery = [str(BIN / "celery"), "-A", "celery_app"]
