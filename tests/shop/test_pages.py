@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -499,3 +500,20 @@ def test_an_unchanged_seat_map_is_a_304_also_when_it_travels_gzipped(browser_cli
     # when asked again with that ETag, then nothing changed: 304
     again = browser_client.get(url, HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=first.headers["ETag"])
     assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("path", "box", "retry_is_safe"),
+    [("/wallet/", "message", True), ("/bookings/", "message", False)],
+)
+def test_a_message_box_names_what_a_request_can_meet_and_whether_pressing_again_is_safe(
+    make_user: Any, path: str, box: str, retry_is_safe: bool
+) -> None:
+    # when a person opens a page with a form
+    page = logged_in(make_user()).get(path).content.decode()
+
+    # then its message box carries the four messages, and a payment's page says a retry charges once
+    (tag,) = re.findall(rf'<div id="{box}"[^>]*>', page)
+    for name in ("login", "throttled", "network", "server"):
+        assert f'data-{name}="' in tag
+    assert ("중복 결제되지 않습니다" in tag) == retry_is_safe
