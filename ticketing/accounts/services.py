@@ -125,12 +125,3 @@ def refresh_tokens_expired_delete(*, batch_size: int | None = None) -> int:
         batch_size=batch_size or settings.RETENTION_BATCH_SIZE,
         max_batches=settings.RETENTION_MAX_BATCHES,
     )
-
-
-def demo_admin_ensure(*, password: str) -> User:
-    with transaction.atomic(using=DB):
-        user = User.objects.using(DB).filter(username__iexact="admin").first() or User(username="admin")
-        user.is_staff = user.is_superuser = user.is_active = True
-        user.set_password(password)
-        user.save(using=DB)
-    return user

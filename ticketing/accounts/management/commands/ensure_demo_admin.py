@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ticketing.accounts.services import demo_admin_ensure
+from ticketing.accounts.demo import demo_admin_ensure
 
 
 class Command(BaseCommand):
