@@ -19,14 +19,13 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from datetime import timedelta
 from typing import Any
 
-from .common import PYTHON, ROOT, World, free_port, new_result, percentiles, spread, write_result
+from .common import PYTHON, ROOT, World, answers, free_port, new_result, percentiles, spread, write_result
 from .common import log as bench_log
 from .saga import web_command
 
@@ -115,13 +114,8 @@ def wait_for_web(port: int, web: subprocess.Popen[bytes], timeout: float = 60) -
     while time.monotonic() < deadline:
         if web.poll() is not None:
             raise RuntimeError(f"the web server exited with {web.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
+        if answers(f"http://127.0.0.1:{port}/healthz"):
+            return
         time.sleep(0.3)
     raise RuntimeError(f"the web server did not answer within {timeout}s")
 

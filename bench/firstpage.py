@@ -20,23 +20,13 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, free_port, machine_info
+from bench.common import RESULTS, ROOT, answers, free_port, machine_info
 
 UNSET = ("ACCOUNTS_DATABASE_URL", "CONCERTS_DATABASE_URL", "PAYMENTS_DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def left_running(clone: Path) -> list[str]:

@@ -58,6 +58,18 @@ def call_command_fails(*args: str) -> bool:
     return False
 
 
+def in_thread(work: Callable[[], Any]) -> Callable[[], None]:
+    """``work`` as a thread's target: its database connections are closed when it ends."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    return run
+
+
 class RowLock:
     """Hold a row lock from another connection until released, to freeze a worker mid-transaction."""
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from tests.conftest import all_databases, new_client, saga
-from tests.saga.conftest import RowLock, wait_for
+from tests.saga.conftest import RowLock, in_thread, wait_for
 from ticketing.concerts.models import CheckIn
 from ticketing.concerts.services import reservation_cancel
 
@@ -154,13 +154,10 @@ def test_two_devices_scanning_the_same_ticket_at_once_check_it_in_once(confirmed
     answers: list[Any] = []
 
     def scan() -> None:
-        try:
-            answers.append(check_in(door_client(door_staff), code))
-        finally:
-            connections.close_all()
+        answers.append(check_in(door_client(door_staff), code))
 
     # when two devices scan it at the same moment
-    devices = [threading.Thread(target=scan) for _ in range(2)]
+    devices = [threading.Thread(target=in_thread(scan)) for _ in range(2)]
     for device in devices:
         device.start()
     wait_for(lambda: lock_waiters("concerts") >= 2, what="both scans to wait on the ticket's row")

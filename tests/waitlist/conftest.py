@@ -11,8 +11,8 @@ import pytest
 from tests.saga.conftest import audited  # noqa: F401  (the saga tests here end with the audit)
 from ticketing.accounts.models import User
 from ticketing.concerts.handlers import consumer
-from ticketing.concerts.models import Performance, Reservation, Seat
-from ticketing.concerts.services import reservation_confirm, reservation_create
+from ticketing.concerts.models import Performance, Reservation, Seat, WaitlistOffer
+from ticketing.concerts.services import reservation_cancel, reservation_confirm, reservation_create
 from ticketing.outbox.consume import consume
 from ticketing.outbox.models import OutboxMessage
 
@@ -44,6 +44,19 @@ def sold_out(make_user: Any, make_seats: Any) -> Callable[..., SoldOut]:
 
 def join(client: Any, performance: Performance, grade: str = "A", seats: Any = 1) -> Any:
     return client.post(f"/api/performances/{performance.id}/waitlist/", {"grade": grade, "seats": seats}, format="json")
+
+
+def cancel(booking: Reservation) -> None:
+    reservation_cancel(user_id=booking.user_id, reservation_id=booking.id)
+
+
+def offer_freed_seat(show: SoldOut, waiter: User, client: Any) -> WaitlistOffer:
+    """``waiter`` (signed in as ``client``) joins the line; the first booking is cancelled and its
+    seat-released consumed: the offer of that seat to them."""
+    join(client, show.performance)
+    cancel(show.bookings[0])
+    consume_seat_released()
+    return WaitlistOffer.objects.using("concerts").get(user_id=waiter.id)
 
 
 def consume_seat_released() -> int:

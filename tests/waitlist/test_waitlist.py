@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections
 from django.utils import timezone
 
 from tests.conftest import all_databases, saga
-from tests.saga.conftest import RowLock, wait_for
+from tests.saga.conftest import RowLock, in_thread, wait_for
 from ticketing.audit.invariants import audit
 from ticketing.concerts.handlers import consumer
 from ticketing.concerts.models import OfferSeat, OfferStatus, Reservation, Seat, WaitlistOffer
-from ticketing.concerts.services import reservation_cancel, reservation_create
+from ticketing.concerts.services import reservation_create
 from ticketing.concerts.waitlist import waitlist_offers_lapse
 from ticketing.outbox.consume import consume
 from ticketing.outbox.models import OutboxMessage
 
-from .conftest import consume_seat_released, join, seat_statuses
+from .conftest import cancel, consume_seat_released, join, offer_freed_seat, seat_statuses
 
 pytestmark = [all_databases]
 
@@ -28,10 +26,6 @@ pytestmark = [all_databases]
 def seat_findings() -> list[str]:
     """What the audit finds about seats and offers (payments are left out of these tests)."""
     return [line for line in audit() if line.startswith(("A6.1", "A6.4", "A6.9"))]
-
-
-def cancel(booking: Reservation) -> None:
-    reservation_cancel(user_id=booking.user_id, reservation_id=booking.id)
 
 
 def test_people_join_a_sold_out_grade_in_order_and_a_repeat_keeps_the_place(
@@ -137,9 +131,8 @@ def test_a_seat_released_event_consumed_twice_makes_one_offer(sold_out: Any, mak
 
 def test_an_offered_seat_cannot_be_booked_by_anyone_else(sold_out: Any, make_user: Any, client_for: Any) -> None:
     show = sold_out()
-    join(client_for(make_user()), show.performance)
-    cancel(show.bookings[0])
-    consume_seat_released()
+    waiter = make_user()
+    offer_freed_seat(show, waiter, client_for(waiter))
     response = client_for(make_user()).post("/api/reservations/", {"seat_id": show.seats[0].id}, format="json")
     assert response.status_code == 409
     assert response.json()["detail"] == "The seat is HELD."
@@ -169,9 +162,7 @@ def test_accepting_an_offer_books_its_seats_through_the_saga(sold_out: Any, make
     show = sold_out()
     waiter = make_user()
     client = client_for(waiter)
-    join(client, show.performance)
-    cancel(show.bookings[0])
-    consume_seat_released()
+    offer_freed_seat(show, waiter, client)
     (offer,) = client.get("/api/waitlist/offers/").json()
     assert (offer["status"], offer["seat_ids"], offer["labels"]) == ("OPEN", [show.seats[0].id], ["A-1"])
 
@@ -192,10 +183,8 @@ def test_accepting_an_offer_books_its_seats_through_the_saga(sold_out: Any, make
 
 def test_only_its_person_may_accept_an_offer(sold_out: Any, make_user: Any, client_for: Any) -> None:
     show = sold_out()
-    join(client_for(make_user()), show.performance)
-    cancel(show.bookings[0])
-    consume_seat_released()
-    offer = WaitlistOffer.objects.using("concerts").get()
+    waiter = make_user()
+    offer = offer_freed_seat(show, waiter, client_for(waiter))
     assert client_for(make_user()).post(f"/api/waitlist/offers/{offer.id}/accept/").status_code == 404
 
 
@@ -241,13 +230,10 @@ def test_accepting_past_the_per_user_limit_is_refused_and_the_offer_stays(
     # given an offer to someone who meanwhile booked up to the limit
     show = sold_out()
     waiter = make_user()
-    join(client_for(waiter), show.performance)
-    cancel(show.bookings[0])
-    consume_seat_released()
+    offer = offer_freed_seat(show, waiter, client_for(waiter))
     free = Seat.objects.using("concerts").create(performance=show.performance, label="B-1", grade="B", price=1000)
     reservation_create(user_id=waiter.id, seat_id=free.id)
     settings.MAX_SEATS_PER_USER = 1
-    offer = WaitlistOffer.objects.using("concerts").get()
 
     # when they accept it
     response = client_for(waiter).post(f"/api/waitlist/offers/{offer.id}/accept/")
@@ -271,10 +257,7 @@ def test_accepting_an_offer_that_holds_no_seats_is_a_409_and_books_nothing(
     # given an open offer whose seat lines are gone (broken data)
     show = sold_out()
     waiter = make_user()
-    join(client_for(waiter), show.performance)
-    cancel(show.bookings[0])
-    consume_seat_released()
-    offer = WaitlistOffer.objects.using("concerts").get()
+    offer = offer_freed_seat(show, waiter, client_for(waiter))
     OfferSeat.objects.using("concerts").filter(offer=offer).update(open=False)
 
     # when its person accepts it
@@ -331,13 +314,3 @@ def test_a_join_waits_for_an_offer_round_in_progress(sold_out: Any, make_user: A
     (answer,) = answers
     assert answer.status_code == 409
     assert "book them" in answer.json()["detail"]
-
-
-def in_thread(work: Callable[[], Any]) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            work()
-        finally:
-            connections.close_all()
-
-    return run
