@@ -61,10 +61,13 @@ def test_a_compensated_saga_is_one_trace_with_its_steps_in_causal_order(
     assert request is not None, [span["name"] for span in request_spans]
 
     def saga_spans() -> list[dict[str, Any]] | None:
+        # A parent span ends (and is written) after its child: wait until every parent named is in the file too.
         spans = [span for span in read_spans(traced_workers) if span["trace_id"] == request["trace_id"]]
-        return spans if first_named(spans, "consume payment-fail") else None
+        written = {span["span_id"] for span in [*request_spans, *spans]}
+        complete = all(span["parent_id"] in written for span in spans if span["parent_id"])
+        return spans if complete and first_named(spans, "consume payment-fail") else None
 
-    spans = [*request_spans, *wait_for(saga_spans, timeout=10, what="the concerts consumer's span")]
+    spans = [*request_spans, *wait_for(saga_spans, timeout=10, what="the saga's spans up to the concerts consumer's")]
     by_id = {span["span_id"]: span for span in spans}
     chain = [first_named(spans, name) for name in COMPENSATION_CHAIN]
     assert all(chain), {name: bool(step) for name, step in zip(COMPENSATION_CHAIN, chain, strict=True)}
